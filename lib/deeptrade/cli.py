@@ -1,0 +1,145 @@
+"""``deeptrade`` command: run, submit, status, dag, cancel — thin wrappers over the launch layer.
+
+    deeptrade run <job> [overrides]            in-process (``-m`` sweeps go to our launcher)
+    deeptrade submit <job> [overrides]         one job (or ``-m`` sweep) on cluster=<profile>
+    deeptrade status <sweep-or-dag-id> [--wait]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from deeptrade.launch.task import JOBS
+
+
+def _root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("DEEPTRADE_ROOT", "./artifacts")).expanduser().resolve()
+
+
+def cmd_run(job: str, args: list[str]) -> int:
+    from deeptrade.launch.task import job_module
+
+    module = job_module(job)
+    sys.argv = [f"jobs.{job}", *args]
+    module.main()
+    return 0
+
+
+def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
+    if "-m" in args or "--multirun" in args:
+        extra = ["hydra.launcher.wait=true"] if wait else []
+        return cmd_run(job, [*args, *extra])
+    from deeptrade.config.compose import load
+    from deeptrade.launch.sweeps import format_status, submit_sweep
+    from deeptrade.launch.sweeps import wait as wait_sweep
+
+    cfg = load(job, args)  # validates on the submit side: a typo never reaches the queue
+    root = Path(cfg.paths.root).expanduser().resolve()
+    record = submit_sweep(job, [[*args, f"paths.root={root}"]], cfg.cluster, root)
+    task = record.tasks[0]
+    print(f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, state {task.state or 'PENDING'})")
+    if wait and task.job_id:
+        status = wait_sweep(record)
+        print(format_status(record, status))
+        return 0 if all(s.state == "COMPLETED" for s in status) else 1
+    return 0 if task.state in (None, "COMPLETED") else 1
+
+
+def cmd_status(ident: str, root: Path, *, wait: bool, as_json: bool) -> int:
+    from deeptrade.launch.dag import DagRecord, dag_status, wait_dag
+    from deeptrade.launch.sweeps import SweepRecord, format_status, launch_dir, sweep_status
+    from deeptrade.launch.sweeps import wait as wait_sweep
+
+    dag_path = launch_dir(root) / "dags" / f"{ident}.json"
+    if dag_path.is_file():
+        dag = DagRecord.load(dag_path)
+        rows = wait_dag(dag) if wait else dag_status(dag)
+        if as_json:
+            print(json.dumps(rows, default=str))
+        else:
+            print(f"dag {dag.id}  cluster={dag.cluster}")
+            for r in rows:
+                print(f"  {r['stage']:<12} {r['job_id'] or '-':<10} {r['state']:<10} {r.get('why') or ''}")
+        return 0 if all(r["state"] in ("COMPLETED", "SKIPPED") for r in rows) else 1
+    record = SweepRecord.load(root, ident)
+    status = wait_sweep(record) if wait else sweep_status(record)
+    if as_json:
+        print(json.dumps([s.__dict__ for s in status], default=str))
+    else:
+        print(format_status(record, status))
+    return 0
+
+
+def cmd_cancel(ident: str, root: Path) -> int:
+    from deeptrade.launch import scheduler
+    from deeptrade.launch.dag import DagRecord
+    from deeptrade.launch.sweeps import SweepRecord, launch_dir
+
+    dag_path = launch_dir(root) / "dags" / f"{ident}.json"
+    if dag_path.is_file():
+        ids = [s.job_id for s in DagRecord.load(dag_path).stages if s.job_id]
+    else:
+        ids = SweepRecord.load(root, ident).array_ids
+    scheduler.scancel([i for i in ids if i])
+    print(f"cancelled {ident}: {' '.join(i for i in ids if i) or 'nothing to cancel'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deeptrade", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a job in this process (Hydra overrides follow)")
+    r.add_argument("job", choices=JOBS)
+    s = sub.add_parser("submit", help="submit a job or a -m sweep to the cluster profile")
+    s.add_argument("job", choices=JOBS)
+    s.add_argument("--wait", action="store_true", help="block until it finishes")
+    st = sub.add_parser("status", help="state of a sweep or DAG")
+    st.add_argument("id")
+    st.add_argument("--root", help="artifact store root (default $DEEPTRADE_ROOT or ./artifacts)")
+    st.add_argument("--wait", action="store_true")
+    st.add_argument("--json", action="store_true")
+    c = sub.add_parser("cancel", help="cancel every job of a sweep or DAG")
+    c.add_argument("id")
+    c.add_argument("--root")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Hydra overrides (and -m) pass through untouched after the job name.
+    if argv and argv[0] in ("run", "submit") and len(argv) > 1:
+        known = [a for a in argv[2:] if a == "--wait"]
+        rest = [a for a in argv[2:] if a != "--wait"]
+        ns = parser.parse_args([argv[0], argv[1], *known])
+        try:
+            if ns.cmd == "run":
+                return cmd_run(ns.job, rest)
+            return cmd_submit(ns.job, rest, wait=ns.wait)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    ns = parser.parse_args(argv)
+    args: Any = ns
+    try:
+        if args.cmd == "status":
+            return cmd_status(args.id, _root(args.root), wait=args.wait, as_json=args.json)
+        if args.cmd == "cancel":
+            return cmd_cancel(args.id, _root(args.root))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The one schema every job composes: shared sections, each job reads the ones it needs.
+
+All jobs share one config tree so that ``experiment=...`` files and a pipeline's overrides
+apply to every stage alike; a stage's skip key hashes only the sections it uses, so changing
+``trainer.lr`` never reruns ingest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deeptrade.config.schema import JobConfig
+
+
+@dataclass(kw_only=True)
+class AlpacaDataConfig:
+    url: str | None = None
+    """Override the data API base URL (tests point it at a local fake)."""
+    feed: str = "iex"
+    timeout_s: float = 30.0
+    """Per-request HTTP timeout; alpaca-py sets none by default."""
+    requests_per_minute: int = 180
+    max_retries: int = 5
+    keys_file: str | None = None
+    """0600 file with APCA_API_KEY_ID / APCA_API_SECRET_KEY lines; else taken from the env."""
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    name: str = "sample"
+    """Artifact name: bars land in ``bars/<name>/``."""
+    source: str = "sample"
+    """sample (data shipped in PyPI packages) | files | alpaca."""
+    dataset: str = "daily"
+    """For source=sample: daily (S&P 500, NASDAQ, AAPL/IBM/MSFT/GOOG) or intraday (E-mini 1m)."""
+    files: list[str] = field(default_factory=list)
+    """For source=files: CSV/Parquet paths, one symbol per file (symbol = file stem)."""
+    tz: str | None = None
+    """Timezone for tz-naive timestamps in files; None rejects them."""
+    symbols: list[str] = field(default_factory=list)
+    """Keep only these symbols (empty: all the source has)."""
+    timeframes: list[str] = field(default_factory=lambda: ["1d"])
+    """Timeframes to store; finer source bars are resampled, session-aware."""
+    source_timeframe: str = "1d"
+    start: str | None = None
+    end: str | None = None
+    calendar: str | None = "XNYS"
+    """exchange-calendars name for gap checks and session-aware resampling (None: off)."""
+    validation: dict[str, str] = field(default_factory=dict)
+    """Policy per rule (fail | drop | quarantine), e.g. {negative_volume: drop}."""
+    outlier_sigma: float = 12.0
+    """Return outliers beyond this many robust (MAD) sigmas are flagged."""
+    alpaca: AlpacaDataConfig = field(default_factory=AlpacaDataConfig)
+
+
+@dataclass(kw_only=True)
+class FeaturesConfig:
+    name: str = "default"
+    """Artifact name suffix: features land in ``features/<data.name>-<name>/``."""
+    backend: str = "cpu"
+    """cpu (numba) | gpu (cuDF/CuPy)."""
+    benchmark: str | None = None
+    """Symbol whose returns relative features are computed against (None: skip)."""
+    label_horizon: int = 1
+    """Bars ahead for the forward-return label; training and backtests purge by it."""
+    scheduler: str = "serial"
+    """serial | dask: how partitions are processed."""
+    workers: int = 2
+    params: dict[str, Any] = field(default_factory=dict)
+    """Indicator parameter overrides (window lengths)."""
+
+
+@dataclass(kw_only=True)
+class DeeptradeConfig(JobConfig):
+    symbol: str | None = None
+    """One symbol for per-symbol jobs (train, backtest); sweeps set it per task."""
+    timeframe: str = "1d"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+
+
+_registered = False
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore (idempotent); conf/base.yaml builds on it."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="deeptrade_schema", node=DeeptradeConfig)
+    _registered = True

@@ -1,0 +1,1 @@
+"""Launch layer: cluster profiles -> submitit executors, sweeps as arrays, stage DAGs."""
