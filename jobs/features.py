@@ -1,7 +1,7 @@
 """Features job: bars artifact -> 35+ point-in-time features and the forward-return label.
 
-    python -m jobs.features features.benchmark=SPX
-    deeptrade run features features.backend=gpu      # cuDF on GPU nodes, same numbers
+python -m jobs.features features.benchmark=SPX
+deeptrade run features features.backend=gpu      # cuDF on GPU nodes, same numbers
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ def run(cfg: DeeptradeConfig) -> dict[str, Any]:
     from deeptrade.features.stage import run_features
 
     store = ArtifactStore(cfg.paths.root)
-    return run_features(cfg.data, cfg.features, store, force=cfg.run.force, progress=cfg.run.progress)
+    return run_features(
+        cfg.data, cfg.features, store, force=cfg.run.force, progress=cfg.run.progress
+    )
 
 
 main = hydra_entry("features", run)

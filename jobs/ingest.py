@@ -1,7 +1,7 @@
 """Ingest job: raw OHLCV bars -> validated, resampled, partitioned Parquet in the store.
 
-    python -m jobs.ingest data=sample          # real daily bars shipped in PyPI packages
-    deeptrade run ingest data=intraday         # E-mini 1m bars, resampled to 5m/15m/1h
+python -m jobs.ingest data=sample          # real daily bars shipped in PyPI packages
+deeptrade run ingest data=intraday         # E-mini 1m bars, resampled to 5m/15m/1h
 """
 
 from __future__ import annotations

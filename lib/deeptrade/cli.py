@@ -1,8 +1,8 @@
 """``deeptrade`` command: run, submit, status, dag, cancel — thin wrappers over the launch layer.
 
-    deeptrade run <job> [overrides]            in-process (``-m`` sweeps go to our launcher)
-    deeptrade submit <job> [overrides]         one job (or ``-m`` sweep) on cluster=<profile>
-    deeptrade status <sweep-or-dag-id> [--wait]
+deeptrade run <job> [overrides]            in-process (``-m`` sweeps go to our launcher)
+deeptrade submit <job> [overrides]         one job (or ``-m`` sweep) on cluster=<profile>
+deeptrade status <sweep-or-dag-id> [--wait]
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
     root = Path(cfg.paths.root).expanduser().resolve()
     record = submit_sweep(job, [[*args, f"paths.root={root}"]], cfg.cluster, root)
     task = record.tasks[0]
-    print(f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, state {task.state or 'PENDING'})")
+    print(
+        f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, state {task.state or 'PENDING'})"
+    )
     if wait and task.job_id:
         status = wait_sweep(record)
         print(format_status(record, status))
@@ -65,7 +67,9 @@ def cmd_status(ident: str, root: Path, *, wait: bool, as_json: bool) -> int:
         else:
             print(f"dag {dag.id}  cluster={dag.cluster}")
             for r in rows:
-                print(f"  {r['stage']:<12} {r['job_id'] or '-':<10} {r['state']:<10} {r.get('why') or ''}")
+                print(
+                    f"  {r['stage']:<12} {r['job_id'] or '-':<10} {r['state']:<10} {r.get('why') or ''}"
+                )
         return 0 if all(r["state"] in ("COMPLETED", "SKIPPED") for r in rows) else 1
     record = SweepRecord.load(root, ident)
     status = wait_sweep(record) if wait else sweep_status(record)
@@ -91,9 +95,25 @@ def cmd_cancel(ident: str, root: Path) -> int:
     return 0
 
 
+def cmd_pipeline(args: list[str], *, wait: bool) -> int:
+    from deeptrade.launch.pipeline import run_pipeline
+
+    record, rows = run_pipeline(args, wait=wait)
+    if record is None:
+        print("pipeline: every stage is up to date; nothing submitted")
+    else:
+        print(f"pipeline {record.id} on {record.cluster}  (deeptrade status {record.id})")
+    for r in rows:
+        print(f"  {r['stage']:<10} {r['state']:<10} {r.get('why') or ''}")
+    return (
+        0 if all(r["state"] in ("COMPLETED", "SKIPPED", "PENDING", "RUNNING") for r in rows) else 1
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deeptrade", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="deeptrade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a job in this process (Hydra overrides follow)")
     r.add_argument("job", choices=JOBS)
@@ -105,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--root", help="artifact store root (default $DEEPTRADE_ROOT or ./artifacts)")
     st.add_argument("--wait", action="store_true")
     st.add_argument("--json", action="store_true")
+    pl = sub.add_parser(
+        "pipeline", help="ingest -> features -> ... as a stage DAG (overrides follow)"
+    )
+    pl.add_argument("--wait", action="store_true")
     c = sub.add_parser("cancel", help="cancel every job of a sweep or DAG")
     c.add_argument("id")
     c.add_argument("--root")
@@ -112,10 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Hydra overrides (and -m) pass through untouched after the job name.
+    if argv and argv[0] == "pipeline":
+        try:
+            return cmd_pipeline([a for a in argv[1:] if a != "--wait"], wait="--wait" in argv)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if argv and argv[0] in ("run", "submit") and len(argv) > 1:
         known = [a for a in argv[2:] if a == "--wait"]
         rest = [a for a in argv[2:] if a != "--wait"]

@@ -101,7 +101,9 @@ def check_overrides(job: str, overrides: Sequence[str]) -> None:
             path.append(part)
 
 
-def check_no_unknown_keys(job: str, cfg: Any, schema: Any = None, path: list[str] | None = None) -> None:
+def check_no_unknown_keys(
+    job: str, cfg: Any, schema: Any = None, path: list[str] | None = None
+) -> None:
     """Keys present in the composed config but absent from its dataclass schema (``+key=``)."""
     import dataclasses
 
@@ -132,7 +134,9 @@ def compose(job: str, overrides: Sequence[str] = ()) -> DictConfig:
         cfg = _compose_raw(job, overrides)
     except (HydraException, OmegaConfBaseException) as e:
         detail = f"{e}\n{e.__cause__}" if e.__cause__ else str(e)
-        raise ValueError(f"Invalid config for job '{job}' with overrides {list(overrides)}: {detail}") from e
+        raise ValueError(
+            f"Invalid config for job '{job}' with overrides {list(overrides)}: {detail}"
+        ) from e
     check_no_unknown_keys(job, cfg)
     return cfg
 

@@ -18,7 +18,7 @@ import pandas as pd
 from deeptrade.config.compose import to_container
 from deeptrade.config.jobs import DataConfig
 from deeptrade.io.artifacts import ArtifactStore
-from deeptrade.io.tables import write_frame, write_partition
+from deeptrade.io.tables import write_partition
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = "1"
@@ -47,6 +47,10 @@ def source_fingerprint(data: DataConfig) -> dict[str, str]:
 
 def stage_key(store: ArtifactStore, data: DataConfig) -> str:
     return store.stage_key(to_container(data), source_fingerprint(data), STAGE_VERSION)
+
+
+def up_to_date(data: DataConfig, store: ArtifactStore) -> bool:
+    return store.up_to_date("bars", data.name, stage_key(store, data)) is not None
 
 
 def load_raw(data: DataConfig) -> dict[str, pd.DataFrame]:
@@ -97,30 +101,42 @@ def run_ingest(data: DataConfig, store: ArtifactStore, *, force: bool = False) -
         return {"artifact": art.ref, "skipped": True}
     raw = load_raw(data)
     vcfg = validation_config(data)
-    results = {sym: validate_bars(df, symbol=sym, timeframe=data.source_timeframe,
-                                  source=f"{data.source}:{data.dataset if data.source == 'sample' else sym}",
-                                  config=vcfg)
-               for sym, df in raw.items()}
+    results = {
+        sym: validate_bars(
+            df,
+            symbol=sym,
+            timeframe=data.source_timeframe,
+            source=f"{data.source}:{data.dataset if data.source == 'sample' else sym}",
+            config=vcfg,
+        )
+        for sym, df in raw.items()
+    }
     quarantined = {s: r.quarantined for s, r in results.items() if len(r.quarantined)}
     if quarantined:
         # Quarantined rows are kept, with the rule and reason, in their own artifact.
         with store.write("quarantine", data.name, key=key, config=to_container(data)) as tmp:
             for sym, q in quarantined.items():
                 write_partition(tmp, data.source_timeframe, sym, q)
-    meta: dict[str, Any] = {"symbols": sorted(results), "timeframes": list(data.timeframes),
-                            "rows": {}, "quarantined": {s: len(q) for s, q in quarantined.items()}}
+    meta: dict[str, Any] = {
+        "symbols": sorted(results),
+        "timeframes": list(data.timeframes),
+        "rows": {},
+        "quarantined": {s: len(q) for s, q in quarantined.items()},
+    }
     with store.write("bars", data.name, key=key, config=to_container(data), meta=meta) as tmp:
         for sym, res in results.items():
             (tmp / "_reports").mkdir(exist_ok=True)
-            (tmp / "_reports" / f"{sym}.json").write_text(json.dumps(res.report, indent=1, default=str))
+            (tmp / "_reports" / f"{sym}.json").write_text(
+                json.dumps(res.report, indent=1, default=str)
+            )
             for tf in data.timeframes:
-                df = res.clean if tf == data.source_timeframe else resample_bars(
-                    res.clean, tf, calendar=data.calendar)
+                df = (
+                    res.clean
+                    if tf == data.source_timeframe
+                    else resample_bars(res.clean, tf, calendar=data.calendar)
+                )
                 write_partition(tmp, tf, sym, df)
                 meta["rows"][f"{tf}/{sym}"] = len(df)
     art = store.require("bars", data.name)
     log.info("wrote %s: %d symbols x %d timeframes", art.ref, len(results), len(data.timeframes))
     return {"artifact": art.ref, "skipped": False, "rows": meta["rows"]}
-
-
-__all__ = ["load_raw", "run_ingest", "source_fingerprint", "stage_key", "write_frame"]

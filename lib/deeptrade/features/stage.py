@@ -19,7 +19,13 @@ from deeptrade.config.compose import to_container
 from deeptrade.config.jobs import DataConfig, FeaturesConfig
 from deeptrade.io.artifacts import ArtifactStore
 from deeptrade.io.atomic import atomic_write_bytes
-from deeptrade.io.tables import PART_FILE, list_partitions, partition_dir, read_partition, write_frame
+from deeptrade.io.tables import (
+    PART_FILE,
+    list_partitions,
+    partition_dir,
+    read_partition,
+    write_frame,
+)
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = "1"
@@ -50,6 +56,14 @@ def stage_key(store: ArtifactStore, bars_hash: str, features: FeaturesConfig) ->
     return store.stage_key({"features": cfg, "spec": spec}, {"bars": bars_hash}, STAGE_VERSION)
 
 
+def up_to_date(data: DataConfig, features: FeaturesConfig, store: ArtifactStore) -> bool:
+    bars = store.get("bars", data.name)
+    if bars is None:
+        return False
+    key = stage_key(store, bars.manifest.content_hash, features)
+    return store.up_to_date("features", artifact_name(data, features), key) is not None
+
+
 def compute_partition(
     bars_dir: Path, out_path: Path, timeframe: str, symbol: str, features: FeaturesConfig
 ) -> int:
@@ -69,9 +83,12 @@ def compute_partition(
             ) from None
         # Align by timestamp; a missing benchmark bar gives NaN, never a later value.
         bench = bench_bars.set_index("timestamp")["close"].reindex(bars["timestamp"]).to_numpy()
-    out = compute_features(bars, benchmark_close=bench, config=_feature_config(features),
-                           backend=features.backend)
-    out[LABEL_COLUMN] = make_labels(bars, LabelSpec(kind="forward_return", horizon=features.label_horizon))
+    out = compute_features(
+        bars, benchmark_close=bench, config=_feature_config(features), backend=features.backend
+    )
+    out[LABEL_COLUMN] = make_labels(
+        bars, LabelSpec(kind="forward_return", horizon=features.label_horizon)
+    )
     out.insert(1, "close", bars["close"].to_numpy())
     tmp = out_path.with_suffix(".writing")
     write_frame(tmp, out)
@@ -81,7 +98,11 @@ def compute_partition(
 
 
 def run_features(
-    data: DataConfig, features: FeaturesConfig, store: ArtifactStore, *, force: bool = False,
+    data: DataConfig,
+    features: FeaturesConfig,
+    store: ArtifactStore,
+    *,
+    force: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
     from deeptrade.features import feature_spec
@@ -106,8 +127,13 @@ def run_features(
     if features.scheduler == "dask" and todo:
         from deeptrade.features.scale import run_partitions
 
-        run_partitions([(bars.path, p, tf, sym, features) for tf, sym, p in todo],
-                       _partition_task, scheduler="dask", n_workers=features.workers, progress=progress)
+        run_partitions(
+            [(bars.path, p, tf, sym, features) for tf, sym, p in todo],
+            _partition_task,
+            scheduler="dask",
+            n_workers=features.workers,
+            progress=progress,
+        )
     else:
         from tqdm import tqdm
 
@@ -115,10 +141,20 @@ def run_features(
             compute_partition(bars.path, out_path, tf, sym, features)
 
     spec = feature_spec(_feature_config(features))
-    meta = {"label_horizon": features.label_horizon, "label_column": LABEL_COLUMN,
-            "feature_spec": spec, "partitions": [f"{tf}/{s}" for tf, s in parts]}
-    with store.write("features", name, key=key, config={"features": to_container(features)},
-                     inputs={bars.ref: bars.manifest.content_hash}, meta=meta) as tmp:
+    meta = {
+        "label_horizon": features.label_horizon,
+        "label_column": LABEL_COLUMN,
+        "feature_spec": spec,
+        "partitions": [f"{tf}/{s}" for tf, s in parts],
+    }
+    with store.write(
+        "features",
+        name,
+        key=key,
+        config={"features": to_container(features)},
+        inputs={bars.ref: bars.manifest.content_hash},
+        meta=meta,
+    ) as tmp:
         for item in staging.iterdir():
             shutil.move(str(item), tmp / item.name)
     shutil.rmtree(staging, ignore_errors=True)

@@ -156,7 +156,9 @@ def submit_dag(
         deps = [record.stage(a).job_id for a in s.after if record.stage(a).job_id]
         if deps:
             ex.update_parameters(dependency="afterok:" + ":".join(str(d) for d in deps))
-        task = JobTask(s.job, max_requeues=cluster.max_requeues, dag_record=str(record.path), stage=s.name)
+        task = JobTask(
+            s.job, max_requeues=cluster.max_requeues, dag_record=str(record.path), stage=s.name
+        )
         job = ex.submit(task, s.overrides)
         scheduler.CALLS["sbatch"] += 1
         s.job_id = str(job.job_id)
@@ -172,7 +174,11 @@ def dag_status(record: DagRecord, *, max_age_s: float = 5.0) -> list[dict[str, A
         if p.is_file():
             failures[s.name] = json.loads(p.read_text())
     cancelled_by = {c: f for f in failures.values() for c in f["cancelled"]}
-    queue = scheduler.queue_snapshot(max_age_s=max_age_s) if any(s.job_id for s in record.stages) else {}
+    queue = (
+        scheduler.queue_snapshot(max_age_s=max_age_s)
+        if any(s.job_id for s in record.stages)
+        else {}
+    )
     rows = []
     for s in record.stages:
         row: dict[str, Any] = {"stage": s.name, "job": s.job, "job_id": s.job_id}
@@ -185,21 +191,27 @@ def dag_status(record: DagRecord, *, max_age_s: float = 5.0) -> list[dict[str, A
             res = scheduler.read_result(record.folder, s.job_id)
             if s.name in cancelled_by:
                 f = cancelled_by[s.name]
-                row.update(state="CANCELLED",
-                           why=f"cancelled because stage '{f['stage']}' failed: {f['reason']}")
+                row.update(
+                    state="CANCELLED",
+                    why=f"cancelled because stage '{f['stage']}' failed: {f['reason']}",
+                )
             elif entry is not None and entry.state not in TERMINAL:
                 row.update(state=entry.state, why=entry.reason)
             elif res is not None:
                 ok = res[0] == "success"
-                row.update(state="COMPLETED" if ok else "FAILED",
-                           why="" if ok else str(res[1]).strip().splitlines()[-1])
+                row.update(
+                    state="COMPLETED" if ok else "FAILED",
+                    why="" if ok else str(res[1]).strip().splitlines()[-1],
+                )
             else:
                 row.update(state=entry.state if entry else "LOST", why="no result file")
         rows.append(row)
     return rows
 
 
-def wait_dag(record: DagRecord, *, poll_s: float = 2.0, timeout_s: float = 600) -> list[dict[str, Any]]:
+def wait_dag(
+    record: DagRecord, *, poll_s: float = 2.0, timeout_s: float = 600
+) -> list[dict[str, Any]]:
     import time
 
     start = time.monotonic()

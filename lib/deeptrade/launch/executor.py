@@ -39,21 +39,21 @@ def make_executor(cluster: ClusterConfig, folder: Path, *, job_name: str) -> Any
     import submitit
 
     if cluster.executor == "slurm":
-        ex = submitit.SlurmExecutor(
+        slurm = submitit.SlurmExecutor(
             folder=folder, max_num_timeout=cluster.max_requeues, python=python_command(cluster)
         )
-        ex.update_parameters(**slurm_parameters(cluster, job_name=job_name))
-        return ex
+        slurm.update_parameters(**slurm_parameters(cluster, job_name=job_name))
+        return slurm
     if cluster.executor == "local":
-        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=cluster.max_requeues)
-        ex.update_parameters(timeout_min=cluster.time_min)
-        return ex
-    raise ValueError(
-        f"cluster.executor={cluster.executor!r} is not known; use 'local' or 'slurm'"
-    )
+        local = submitit.LocalExecutor(folder=folder, max_num_timeout=cluster.max_requeues)
+        local.update_parameters(timeout_min=cluster.time_min)
+        return local
+    raise ValueError(f"cluster.executor={cluster.executor!r} is not known; use 'local' or 'slurm'")
 
 
-def sbatch_script(cluster: ClusterConfig, *, job_name: str, folder: Path, array: int | None = None) -> str:
+def sbatch_script(
+    cluster: ClusterConfig, *, job_name: str, folder: Path, array: int | None = None
+) -> str:
     """The exact sbatch script submitit would submit for this profile (snapshot-tested)."""
     from submitit.slurm import slurm
 

@@ -156,33 +156,67 @@ def sweep_status(record: SweepRecord, *, max_age_s: float = 5.0) -> list[TaskSta
     out = []
     for t in record.tasks:
         if t.job_id is None:
-            out.append(TaskStatus(index=t.index, job_id=None, state=t.state or "PENDING",
-                                  overrides=t.overrides, result=t.result))
+            out.append(
+                TaskStatus(
+                    index=t.index,
+                    job_id=None,
+                    state=t.state or "PENDING",
+                    overrides=t.overrides,
+                    result=t.result,
+                )
+            )
             continue
         entry = queue.get(t.job_id)
         if entry is not None and entry.state not in TERMINAL:
-            out.append(TaskStatus(index=t.index, job_id=t.job_id, state=entry.state,
-                                  reason=entry.reason if entry.reason != "None" else "",
-                                  overrides=t.overrides))
+            out.append(
+                TaskStatus(
+                    index=t.index,
+                    job_id=t.job_id,
+                    state=entry.state,
+                    reason=entry.reason if entry.reason != "None" else "",
+                    overrides=t.overrides,
+                )
+            )
             continue
         res = scheduler.read_result(record.folder, t.job_id)
         if res is not None:
             ok = res[0] == "success"
             result = res[1] if ok else str(res[1]).strip().splitlines()[-1:]
-            out.append(TaskStatus(index=t.index, job_id=t.job_id,
-                                  state="COMPLETED" if ok else "FAILED", overrides=t.overrides,
-                                  result=result if ok else " ".join(result)))
+            out.append(
+                TaskStatus(
+                    index=t.index,
+                    job_id=t.job_id,
+                    state="COMPLETED" if ok else "FAILED",
+                    overrides=t.overrides,
+                    result=result if ok else " ".join(result),
+                )
+            )
         elif entry is not None:
-            out.append(TaskStatus(index=t.index, job_id=t.job_id, state=entry.state,
-                                  reason=entry.reason, overrides=t.overrides))
+            out.append(
+                TaskStatus(
+                    index=t.index,
+                    job_id=t.job_id,
+                    state=entry.state,
+                    reason=entry.reason,
+                    overrides=t.overrides,
+                )
+            )
         else:
-            out.append(TaskStatus(index=t.index, job_id=t.job_id, state="LOST",
-                                  reason="left the queue without a result (cancelled or killed)",
-                                  overrides=t.overrides))
+            out.append(
+                TaskStatus(
+                    index=t.index,
+                    job_id=t.job_id,
+                    state="LOST",
+                    reason="left the queue without a result (cancelled or killed)",
+                    overrides=t.overrides,
+                )
+            )
     return out
 
 
-def wait(record: SweepRecord, *, poll_s: float = 2.0, timeout_s: float | None = None) -> list[TaskStatus]:
+def wait(
+    record: SweepRecord, *, poll_s: float = 2.0, timeout_s: float | None = None
+) -> list[TaskStatus]:
     start = time.monotonic()
     while True:
         status = sweep_status(record, max_age_s=0)
@@ -203,6 +237,8 @@ def format_status(record: SweepRecord, status: list[TaskStatus]) -> str:
     ]
     for s in status:
         extra = s.reason or ("" if s.result is None else json.dumps(s.result, default=str)[:120])
-        lines.append(f"  [{s.index:>4}] {s.job_id or '-':<14} {s.state:<10} "
-                     f"{' '.join(s.overrides):<40} {extra}")
+        lines.append(
+            f"  [{s.index:>4}] {s.job_id or '-':<14} {s.state:<10} "
+            f"{' '.join(s.overrides):<40} {extra}"
+        )
     return "\n".join(lines)

@@ -64,7 +64,9 @@ class JobTask(submitit.helpers.Checkpointable):
             if self.dag_record and self.stage:
                 from deeptrade.launch.dag import cancel_dependents
 
-                cancel_dependents(self.dag_record, self.stage, reason=f"{type(exc).__name__}: {exc}")
+                cancel_dependents(
+                    self.dag_record, self.stage, reason=f"{type(exc).__name__}: {exc}"
+                )
             raise
 
     def checkpoint(self, overrides: Sequence[str] = ()) -> Any:

@@ -7,7 +7,6 @@ id; ``deeptrade status <id>`` collects states and results later, and
 submitit and the launch layer are imported lazily to keep Hydra's plugin discovery fast.
 """
 
-
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,14 +49,18 @@ class DeeptradeLauncher(Launcher):
         assert self.config is not None, "setup() was not called"
         job = str(self.config.hydra.job.name)
         if any(o.split("=", 1)[0] == "cluster" for point in job_overrides for o in point):
-            raise ValueError("Sweeping over 'cluster' is not supported: submit one sweep per profile")
+            raise ValueError(
+                "Sweeping over 'cluster' is not supported: submit one sweep per profile"
+            )
         cluster = OmegaConf.to_object(self.config.cluster)
         root = Path(str(self.config.paths.root)).expanduser().resolve()
         # The node must write where the submitter looks, whatever its working directory.
         points = [[*p, f"paths.root={root}"] for p in job_overrides]
         record = submit_sweep(job, points, cluster, root)  # type: ignore[arg-type]
-        print(f"sweep {record.id}: {len(points)} task(s) of '{job}' on {record.cluster}"
-              + (f" (array {', '.join(record.array_ids)})" if record.array_ids else ""))
+        print(
+            f"sweep {record.id}: {len(points)} task(s) of '{job}' on {record.cluster}"
+            + (f" (array {', '.join(record.array_ids)})" if record.array_ids else "")
+        )
         print(f"  follow it with: deeptrade status {record.id}")
         status = None
         if self.wait and record.array_ids:
@@ -66,7 +69,10 @@ class DeeptradeLauncher(Launcher):
         returns = []
         for i, point in enumerate(job_overrides):
             ret = JobReturn(overrides=list(point), task_name=job, status=JobStatus.COMPLETED)
-            ret.return_value = {"sweep_id": record.id, "job_id": record.tasks[i].job_id,
-                                "state": status[i].state if status else record.tasks[i].state}
+            ret.return_value = {
+                "sweep_id": record.id,
+                "job_id": record.tasks[i].job_id,
+                "state": status[i].state if status else record.tasks[i].state,
+            }
             returns.append(ret)
         return returns

@@ -20,8 +20,14 @@ def _write(store: ArtifactStore, name: str = "x", key: str = "k1", payload: str 
 
 def test_write_commits_manifest_last_and_records_lineage(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    with store.write("features", "f", key="k", config={"x": 1, "api_key": "SECRET"},
-                     inputs={"bars/x": "abc"}, meta={"horizon": 5}) as tmp:
+    with store.write(
+        "features",
+        "f",
+        key="k",
+        config={"x": 1, "api_key": "SECRET"},
+        inputs={"bars/x": "abc"},
+        meta={"horizon": 5},
+    ) as tmp:
         (tmp / "a.parquet").write_bytes(b"123")
         assert store.get("features", "f") is None  # not visible while being written
     art = store.require("features", "f")
@@ -30,7 +36,14 @@ def test_write_commits_manifest_last_and_records_lineage(tmp_path: Path) -> None
     assert m.content_hash == hash_dir(art.path)
     assert m.config["api_key"] == "<redacted>"
     assert "SECRET" not in (art.path / MANIFEST).read_text()
-    for field in ("git_commit", "host", "created_at", "schema_version", "slurm_job_id", "image_digest"):
+    for field in (
+        "git_commit",
+        "host",
+        "created_at",
+        "schema_version",
+        "slurm_job_id",
+        "image_digest",
+    ):
         assert field in json.loads((art.path / MANIFEST).read_text())
     art.verify()
 
@@ -84,8 +97,10 @@ def test_bad_names_rejected(tmp_path: Path) -> None:
 
 def test_redact_nested() -> None:
     cfg = {"alpaca": {"secret_key": "s", "key_id": "k", "url": "u"}, "token": None}
-    assert redact(cfg) == {"alpaca": {"secret_key": "<redacted>", "key_id": "<redacted>", "url": "u"},
-                           "token": None}
+    assert redact(cfg) == {
+        "alpaca": {"secret_key": "<redacted>", "key_id": "<redacted>", "url": "u"},
+        "token": None,
+    }
 
 
 def test_write_killed_midway_leaves_no_readable_artifact(tmp_path: Path) -> None:

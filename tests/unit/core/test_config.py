@@ -25,7 +25,11 @@ def test_unknown_key_lists_valid_keys() -> None:
     with pytest.raises(ValueError) as e:
         load("ingest", ["data.nmae=x"])
     msg = str(e.value)
-    assert "Did you mean 'data.name'" in msg and "Valid keys under data:" in msg and "timeframes" in msg
+    assert (
+        "Did you mean 'data.name'" in msg
+        and "Valid keys under data:" in msg
+        and "timeframes" in msg
+    )
 
 
 def test_plus_key_outside_schema_is_refused() -> None:
@@ -40,8 +44,13 @@ def test_wrong_type_fails() -> None:
 
 def test_typo_on_command_line_fails_fast_with_valid_keys() -> None:
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "jobs.ingest", "cluster.partitoin=x"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "jobs.ingest", "cluster.partitoin=x"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.monotonic() - start
     assert out.returncode == 2
     assert "Did you mean 'cluster.partition'" in out.stderr

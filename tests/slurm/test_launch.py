@@ -1,0 +1,128 @@
+"""The launch layer against the real dev Slurm cluster: sweeps, DAGs, status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deeptrade.config.compose import load
+from deeptrade.io import ArtifactStore
+from deeptrade.launch import scheduler
+from deeptrade.launch.dag import DagRecord, Stage, submit_dag, wait_dag
+from deeptrade.launch.sweeps import SweepRecord, wait
+from deeptrade.launch.task import run_job
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slurm
+
+SMOKE = ["experiment=smoke"]
+
+
+def _deeptrade(*args: str, root: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "deeptrade"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**__import__("os").environ, "DEEPTRADE_ROOT": str(root)},
+    )
+
+
+def test_sweep_of_20_points_is_one_array_and_returns_at_once(
+    slurm_cluster: None, store_root: Path
+) -> None:
+    run_job("ingest", SMOKE)  # the sweep's tasks read these bars
+    start = time.monotonic()
+    out = _deeptrade(
+        "submit",
+        "features",
+        "-m",
+        *SMOKE,
+        "cluster=devslurm",
+        "features.label_horizon=range(1,21)",
+        "features.name=h${features.label_horizon}",
+        root=store_root,
+    )
+    elapsed = time.monotonic() - start
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert elapsed < 3.0, f"sweep submission took {elapsed:.2f}s"
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("sweep "))
+    sweep_id = line.split()[1].rstrip(":")
+    record = SweepRecord.load(store_root, sweep_id)
+    assert len(record.tasks) == 20
+    assert len(record.array_ids) == 1, "one sbatch for the whole sweep"
+    assert {t.job_id.split("_")[0] for t in record.tasks if t.job_id} == set(record.array_ids)
+
+    status = wait(record, timeout_s=300)
+    assert [s.state for s in status] == ["COMPLETED"] * 20, [(s.state, s.result) for s in status]
+    shown = _deeptrade("status", sweep_id, "--json", root=store_root)
+    rows = json.loads(shown.stdout)
+    assert len(rows) == 20 and all(r["state"] == "COMPLETED" for r in rows)
+    assert rows[4]["result"]["artifact"] == "features/sample-h5"
+    store = ArtifactStore(store_root)
+    assert store.require("features", "sample-h5").manifest.meta["label_horizon"] == 5
+
+
+def test_status_polls_scheduler_once_per_refresh(slurm_cluster: None, store_root: Path) -> None:
+    run_job("ingest", SMOKE)
+    cfg = load("features", [*SMOKE, "cluster=devslurm"])
+    from deeptrade.launch.sweeps import submit_sweep, sweep_status
+
+    points = [
+        [*SMOKE, f"features.label_horizon={h}", f"features.name=p{h}", f"paths.root={store_root}"]
+        for h in (1, 2, 3)
+    ]
+    record = submit_sweep("features", points, cfg.cluster, store_root)
+    before = scheduler.CALLS["squeue"]
+    sweep_status(record, max_age_s=0)
+    assert scheduler.CALLS["squeue"] == before + 1
+    wait(record, timeout_s=120)
+
+
+def test_dag_failed_stage_cancels_dependents_and_rerun_skips_done_stage(
+    slurm_cluster: None, store_root: Path
+) -> None:
+    cluster = load("ingest", ["cluster=devslurm"]).cluster
+    common = [*SMOKE, f"paths.root={store_root}"]
+
+    def stages(benchmark: str) -> list[Stage]:
+        return [
+            Stage(name="ingest", job="ingest", overrides=common),
+            Stage(
+                name="features",
+                job="features",
+                after=["ingest"],
+                overrides=[*common, f"features.benchmark={benchmark}"],
+            ),
+            Stage(
+                name="features_h5",
+                job="features",
+                after=["features"],
+                overrides=[*common, "features.name=h5", "features.label_horizon=5"],
+            ),
+        ]
+
+    record = submit_dag(stages("NOPE"), cluster, store_root)
+    rows = {r["stage"]: r for r in wait_dag(record, timeout_s=300)}
+    assert rows["ingest"]["state"] == "COMPLETED"
+    assert rows["features"]["state"] == "FAILED"
+    assert "NOPE" in rows["features"]["why"]
+    assert rows["features_h5"]["state"] == "CANCELLED"
+    assert "because stage 'features' failed" in rows["features_h5"]["why"]
+    assert ArtifactStore(store_root).get("features", "sample-h5") is None  # never ran
+    shown = _deeptrade("status", record.id, root=store_root)
+    assert "CANCELLED" in shown.stdout and "because stage 'features' failed" in shown.stdout
+
+    fixed = submit_dag(stages("SPX"), cluster, store_root)
+    rows = {r["stage"]: r for r in wait_dag(fixed, timeout_s=300)}
+    assert all(r["state"] == "COMPLETED" for r in rows.values()), rows
+    folder = DagRecord.load(fixed.path).folder
+    ingest_result = scheduler.read_result(folder, str(fixed.stage("ingest").job_id))
+    assert ingest_result is not None and ingest_result[1]["skipped"] is True  # manifest match
+    assert ArtifactStore(store_root).get("features", "sample-h5") is not None
