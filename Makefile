@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 slurm-up:
-	bash slurm/dev/up
+	bash slurm/dev/up --accounting
 
 slurm-down:
 	bash slurm/dev/down
@@ -31,7 +31,7 @@ slurm-down:
 # Starts the dev Slurm cluster when it can (root, or already running); with
 # DEEPTRADE_REQUIRE_SLURM=1 a cluster that does not come up fails the run.
 test: $(STAMP)
-	@if [ "$$(id -u)" = 0 ] || [ -n "$$DEEPTRADE_REQUIRE_SLURM" ]; then bash slurm/dev/up; fi
+	@if [ "$$(id -u)" = 0 ] || [ -n "$$DEEPTRADE_REQUIRE_SLURM" ]; then bash slurm/dev/up --accounting; fi
 	$(PY) -m pytest -q tests
 
 test-fast: $(STAMP)

@@ -80,6 +80,24 @@ def cmd_status(ident: str, root: Path, *, wait: bool, as_json: bool) -> int:
     return 0
 
 
+def cmd_queue(root: Path, *, limit: int) -> int:
+    from deeptrade.launch.queue import format_queue, queue_view
+
+    print(format_queue(queue_view(root, limit=limit)))
+    return 0
+
+
+def cmd_retry(ident: str, root: Path) -> int:
+    from deeptrade.launch.queue import retry_failed
+
+    retry = retry_failed(root, ident)
+    if retry is None:
+        print(f"{ident}: no failed tasks; nothing resubmitted")
+    else:
+        print(f"sweep {retry.id}: resubmitted {len(retry.tasks)} failed task(s) of {ident}")
+    return 0
+
+
 def cmd_cancel(ident: str, root: Path) -> int:
     from deeptrade.launch import scheduler
     from deeptrade.launch.dag import DagRecord
@@ -129,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeline", help="ingest -> features -> ... as a stage DAG (overrides follow)"
     )
     pl.add_argument("--wait", action="store_true")
+    q = sub.add_parser("queue", help="suite jobs grouped by sweep and pipeline")
+    q.add_argument("--root")
+    q.add_argument("--limit", type=int, default=20)
+    rt = sub.add_parser("retry", help="resubmit the failed tasks of a sweep as a new array")
+    rt.add_argument("id")
+    rt.add_argument("--failed", action="store_true", required=True)
+    rt.add_argument("--root")
     c = sub.add_parser("cancel", help="cancel every job of a sweep or DAG")
     c.add_argument("id")
     c.add_argument("--root")
@@ -164,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "status":
             return cmd_status(args.id, _root(args.root), wait=args.wait, as_json=args.json)
+        if args.cmd == "queue":
+            return cmd_queue(_root(args.root), limit=args.limit)
+        if args.cmd == "retry":
+            return cmd_retry(args.id, _root(args.root))
         if args.cmd == "cancel":
             return cmd_cancel(args.id, _root(args.root))
     except ValueError as e:

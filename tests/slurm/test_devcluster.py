@@ -3,6 +3,8 @@ and cancelling the dependents of a failed stage."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,28 @@ def test_afterok_dependent_runs_after_success(slurm_cluster: SlurmCluster, tmp_p
     )
     assert slurm_cluster.wait(second) == {second: "COMPLETED"}
     assert (tmp_path / "b.out").read_text().strip() == "b"
+
+
+def test_sacct_matches_accounting_mode(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    """With `up --accounting`, sacct records jobs (submitit's watcher reads it); without, sacct
+    says accounting is disabled, and squeue/scontrol are the only source of job states."""
+    job = slurm_cluster.sbatch(f"--output={tmp_path}/s.out", "--wrap", "true")
+    assert slurm_cluster.wait(job) == {job: "COMPLETED"}
+    enabled = slurm_cluster.config()["AccountingStorageType"] != "accounting_storage/none"
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if not enabled or f"{job}|COMPLETED" in out.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if enabled:
+        assert f"{job}|COMPLETED" in out.stdout, out.stdout + out.stderr
+    else:
+        assert out.returncode != 0
+        assert "accounting storage is disabled" in out.stderr.lower()

@@ -11,19 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deeptrade.config.schema import JobConfig
-
-
-@dataclass(kw_only=True)
-class AlpacaDataConfig:
-    url: str | None = None
-    """Override the data API base URL (tests point it at a local fake)."""
-    feed: str = "iex"
-    timeout_s: float = 30.0
-    """Per-request HTTP timeout; alpaca-py sets none by default."""
-    requests_per_minute: int = 180
-    max_retries: int = 5
-    keys_file: str | None = None
-    """0600 file with APCA_API_KEY_ID / APCA_API_SECRET_KEY lines; else taken from the env."""
+from deeptrade.data.sources import AlpacaBarsConfig
+from deeptrade.data.validate import ValidationConfig
+from deeptrade.features.config import FeatureConfig
 
 
 @dataclass(kw_only=True)
@@ -45,13 +35,13 @@ class DataConfig:
     source_timeframe: str = "1d"
     start: str | None = None
     end: str | None = None
-    calendar: str | None = "XNYS"
-    """exchange-calendars name for gap checks and session-aware resampling (None: off)."""
-    validation: dict[str, str] = field(default_factory=dict)
-    """Policy per rule (fail | drop | quarantine), e.g. {negative_volume: drop}."""
-    outlier_sigma: float = 12.0
-    """Return outliers beyond this many robust (MAD) sigmas are flagged."""
-    alpaca: AlpacaDataConfig = field(default_factory=AlpacaDataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    """Policy per rule (fail | drop | quarantine | warn) and the calendar for gap checks and
+    session-aware resampling, e.g. ``data.validation.negative_volume=drop``."""
+    alpaca: AlpacaBarsConfig = field(default_factory=AlpacaBarsConfig)
+    """Alpaca market-data client settings (timeouts, rate limit, retries); no keys here."""
+    keys_file: str | None = None
+    """0600 file with APCA_API_KEY_ID / APCA_API_SECRET_KEY; None reads them from the env."""
 
 
 @dataclass(kw_only=True)
@@ -67,8 +57,8 @@ class FeaturesConfig:
     scheduler: str = "serial"
     """serial | dask: how partitions are processed."""
     workers: int = 2
-    params: dict[str, Any] = field(default_factory=dict)
-    """Indicator parameter overrides (window lengths)."""
+    params: FeatureConfig = field(default_factory=FeatureConfig)
+    """Indicator windows and periods (TA-Lib defaults), e.g. ``features.params.rsi_period=10``."""
 
 
 @dataclass(kw_only=True)

@@ -8,6 +8,7 @@ session, or its two halves when the exchange has a lunch break).
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,12 @@ import pandas as pd
 
 def validate_calendar_name(name: str | None) -> None:
     """ValueError for a calendar name exchange-calendars does not know (None is fine)."""
+    if name is None:
+        return
     # Imported here: exchange_calendars costs ~0.5 s to import and many callers never need it.
     import exchange_calendars as xcals
 
-    if name is not None and name not in xcals.get_calendar_names(include_aliases=True):
+    if name not in xcals.get_calendar_names(include_aliases=True):
         raise ValueError(
             f"unknown exchange calendar {name!r}: use an exchange-calendars name such as "
             "'XNYS' (NYSE), 'XNAS' (Nasdaq) or 'CMES' (CME Globex), or None for no calendar"
@@ -31,16 +34,17 @@ def _calendar(name: str, first_year: int, last_year: int):  # -> ExchangeCalenda
     import exchange_calendars as xcals
 
     validate_calendar_name(name)
-    cal_cls = type(xcals.get_calendar(name))
-    start = pd.Timestamp(f"{first_year}-01-01")
-    end = pd.Timestamp(f"{last_year}-12-31")
-    lo, hi = cal_cls.bound_min(), cal_cls.bound_max()
-    if (lo is not None and start < lo) or (hi is not None and end > hi):
-        raise ValueError(
-            f"calendar {name!r} covers {lo} to {hi}; data from {first_year} to {last_year} "
-            "falls outside it: use calendar None for this series"
-        )
-    return xcals.get_calendar(name, start=start, end=end)
+    with warnings.catch_warnings():
+        # exchange-calendars 4.13 uses Series.values on tz-aware data, deprecated in pandas 3.1.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return xcals.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+        except ValueError as exc:
+            raise ValueError(
+                f"calendar {name!r} cannot cover {first_year}..{last_year} ({exc}); use "
+                "calendar None for this series"
+            ) from exc
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -99,6 +99,12 @@ class RetryPolicy:
         return min(jittered, self.backoff_max_s)
 
 
+# Failures without a usable answer; ChunkedEncodingError = connection lost mid-body.
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -135,7 +141,7 @@ class GuardedSession(requests.Session):
             retry_after = None
             try:
                 resp = super().request(method, url, *args, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except _NETWORK_ERRORS as exc:
                 retryable = idempotent or isinstance(exc, requests.ConnectTimeout)
                 if not retryable or attempt + 1 == attempts:
                     raise DataSourceError(

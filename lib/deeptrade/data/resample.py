@@ -104,18 +104,19 @@ def _aggregate(labels: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:
     starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
     ends = np.r_[starts[1:], len(labels)] - 1
     volume = np.add.reduceat(cols["volume"], starts)
+    close = cols["close"][ends]
     out: dict[str, object] = {
         "timestamp": pd.DatetimeIndex(labels[starts].view("datetime64[ns]")).tz_localize("UTC"),
         "open": cols["open"][starts],
         "high": np.maximum.reduceat(cols["high"], starts),
         "low": np.minimum.reduceat(cols["low"], starts),
-        "close": cols["close"][ends],
+        "close": close,
         "volume": volume,
     }
     if "vwap" in cols:
         pv = np.add.reduceat(cols["vwap"] * cols["volume"], starts)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["vwap"] = np.where(volume > 0, pv / volume, out["close"])
+            out["vwap"] = np.where(volume > 0, pv / volume, close)
     if "trade_count" in cols:
         out["trade_count"] = np.add.reduceat(cols["trade_count"], starts).astype("int64")
     return pd.DataFrame(out)

@@ -65,7 +65,7 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
         return TIMEFRAMES[timeframe]
     except KeyError:
         raise ValueError(
-            f"unknown timeframe {timeframe!r}: use one of {sorted(TIMEFRAMES, key=TIMEFRAMES.get)}"
+            f"unknown timeframe {timeframe!r}: use one of {list(TIMEFRAMES)}"
         ) from None
 
 
@@ -88,7 +88,9 @@ def check_bars(df: pd.DataFrame, *, where: str = "bars") -> None:
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; bars need {list(REQUIRED_COLUMNS)}")
+        raise ValueError(
+            f"{where}: missing column(s) {missing}; bars need {list(REQUIRED_COLUMNS)}"
+        )
     for col in (*REQUIRED_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in df.columns)):
         want = COLUMN_DTYPES[col]
         if df[col].dtype != want:
@@ -97,8 +99,9 @@ def check_bars(df: pd.DataFrame, *, where: str = "bars") -> None:
                 "run the frame through deeptrade.data.validate.validate_bars"
             )
     ts = df["timestamp"]
-    if not (ts.is_monotonic_increasing and ts.is_unique):
+    t = ts.array.asi8
+    if ts.isna().any() or not (t[1:] > t[:-1]).all():
         raise ValueError(
-            f"{where}: timestamps must be sorted ascending and unique; "
+            f"{where}: timestamps must be present, sorted ascending and unique; "
             "run the frame through deeptrade.data.validate.validate_bars"
         )

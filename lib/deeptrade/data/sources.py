@@ -17,6 +17,7 @@ import datetime as dt
 import importlib.util
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,9 +152,11 @@ def _parse_timestamps(col: pd.Series, *, where: str, tz: str | None) -> pd.Serie
     # Naive datetimes from here on.
     if tz is not None:
         try:
-            return col.dt.tz_localize(tz, ambiguous="raise", nonexistent="raise").dt.tz_convert(
-                "UTC"
-            ).astype(TIMESTAMP_DTYPE)
+            return (
+                col.dt.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+                .dt.tz_convert("UTC")
+                .astype(TIMESTAMP_DTYPE)
+            )
         except ValueError as exc:
             raise ValueError(
                 f"{where}: cannot place the timestamps in {tz!r} ({exc}); times that a DST change "
@@ -273,13 +276,26 @@ def _daily_frame(dates: pd.Series | pd.Index, ohlcv: dict[str, np.ndarray]) -> p
 
 
 def _load_arch_indices() -> dict[str, pd.DataFrame]:
-    from arch.data import nasdaq, sp500
-
+    # The files behind arch.data.sp500.load() / nasdaq.load(), read directly: importing arch
+    # costs ~2.5 s (it pulls in its whole modelling stack) and we only want the CSVs.
     out = {}
-    for sym, mod in (("SPX", sp500), ("NDX", nasdaq)):
-        raw = mod.load()
-        out[sym] = _daily_frame(raw.index, {c: raw[c.capitalize()].to_numpy() for c in _OHLCV})
+    for sym, name in (("SPX", "sp500"), ("NDX", "nasdaq")):
+        raw = pd.read_csv(_package_file("arch", "data", name, f"{name}.csv.gz"))
+        out[sym] = _daily_frame(raw["Date"], {c: raw[c.capitalize()].to_numpy() for c in _OHLCV})
     return out
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"sample data needs the {package!r} package installed (pip install {package})"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; the installed {package!r} lacks its bundled data")
+    return path
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")
@@ -295,15 +311,11 @@ def _load_bokeh_stocks() -> dict[str, pd.DataFrame]:
 
 
 def _load_mlfinpy_es() -> pd.DataFrame:
-    # Read the CSV directly: importing mlfinpy's modules is not needed (and its code targets
-    # older numpy/pandas). find_spec locates the package without executing it.
-    spec = importlib.util.find_spec("mlfinpy")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            "the intraday sample needs the mlfinpy package: pip install --no-deps mlfinpy==0.1.2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "data" / "tick_data.csv"
-    ticks = pd.read_csv(path, engine="pyarrow")
+    # Read the CSV directly: mlfinpy's modules are not needed (and target older numpy/pandas);
+    # it is installed with `pip install --no-deps mlfinpy==0.1.2`.
+    ticks = pd.read_csv(
+        _package_file("mlfinpy", "dataset", "data", "tick_data.csv"), engine="pyarrow"
+    )
     # CME Globex opens Sunday 17:00 US/Central; the sample's first trade is at 17:00:00.083.
     ts = ticks["DateTime"].dt.tz_localize("America/Chicago").dt.tz_convert("UTC")
     return bars_from_trades(
@@ -315,8 +327,13 @@ def _load_mlfinpy_es() -> pd.DataFrame:
 # Alpaca market data
 # ---------------------------------------------------------------------------------------------
 
-_ALPACA_TIMEFRAMES = {"1m": (1, "Min"), "5m": (5, "Min"), "15m": (15, "Min"), "1h": (1, "Hour")}
-_ALPACA_TIMEFRAMES["1d"] = (1, "Day")
+_ALPACA_TIMEFRAMES = {
+    "1m": (1, "Min"),
+    "5m": (5, "Min"),
+    "15m": (15, "Min"),
+    "1h": (1, "Hour"),
+    "1d": (1, "Day"),
+}
 _ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
 _ALPACA_ADJUSTMENTS = ("raw", "split", "dividend", "all")
 # Days per request window: bounds the Python objects one window's pages hold at once.
@@ -375,7 +392,9 @@ class AlpacaBarsSource:
         config: AlpacaBarsConfig | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from alpaca.data.historical import StockHistoricalDataClient
+        with warnings.catch_warnings():  # alpaca.data imports websockets.legacy (deprecated)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from alpaca.data.historical import StockHistoricalDataClient
 
         from deeptrade.data.http_guard import RetryPolicy, TokenBucket, harden_client
 
@@ -386,9 +405,7 @@ class AlpacaBarsSource:
             )
         self.config = config or AlpacaBarsConfig()
         cfg = self.config
-        client = StockHistoricalDataClient(
-            api_key, secret_key, raw_data=True, url_override=cfg.url
-        )
+        client = StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=cfg.url)
         self._client = harden_client(
             client,
             timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
@@ -458,9 +475,10 @@ class AlpacaBarsSource:
                     f"{w0}..{w1} (HTTP {exc.status_code}: {exc}); check the API keys, the symbols "
                     f"and that feed {self.config.feed!r} is in the account's subscription"
                 ) from exc
-            for sym, bars in (page or {}).items():
+            page = page or {}
+            for sym, bars in page.items():
                 raw.setdefault(sym, []).extend(bars)
-            log.info("alpaca bars %s %s..%s: %d bars", timeframe, w0, w1, sum(map(len, page.values())))
+            log.info("alpaca bars %s %s..%s: %d", timeframe, w0, w1, sum(map(len, page.values())))
             w0 = w1
         return {sym: _alpaca_frame(bars, timeframe) for sym, bars in raw.items()}
 
@@ -473,8 +491,16 @@ def _utc(value: str | dt.datetime | pd.Timestamp, name: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-_ALPACA_COLUMNS = {"t": "timestamp", "o": "open", "h": "high", "l": "low", "c": "close"}
-_ALPACA_COLUMNS |= {"v": "volume", "vw": "vwap", "n": "trade_count"}
+_ALPACA_COLUMNS = {
+    "t": "timestamp",
+    "o": "open",
+    "h": "high",
+    "l": "low",
+    "c": "close",
+    "v": "volume",
+    "vw": "vwap",
+    "n": "trade_count",
+}
 
 
 def _alpaca_frame(bars: list[dict], timeframe: str) -> pd.DataFrame:

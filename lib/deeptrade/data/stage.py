@@ -49,6 +49,34 @@ def stage_key(store: ArtifactStore, data: DataConfig) -> str:
     return store.stage_key(to_container(data), source_fingerprint(data), STAGE_VERSION)
 
 
+def read_file(path: str, *, tz: str | None) -> dict[str, pd.DataFrame]:
+    """A file with a ``symbol`` column holds several series; otherwise its stem names it."""
+    from deeptrade.data.sources import read_bars_file
+
+    try:
+        frames = read_bars_file(path, tz=tz)
+    except ValueError as e:
+        if "has no 'symbol' column" not in str(e):
+            raise
+        frames = read_bars_file(path, symbol=Path(path).name.split(".")[0].upper(), tz=tz)
+    for df in frames.values():
+        df.attrs["source"] = str(path)  # errors name the file the rows came from
+    return frames
+
+
+def load_alpaca(data: DataConfig) -> dict[str, pd.DataFrame]:
+    """Bars from Alpaca's historical API; keys from a 0600 file or the env, never the config."""
+    from deeptrade.data.sources import AlpacaBarsSource
+    from deeptrade.live.broker import AlpacaKeys
+
+    if not data.symbols or not data.start:
+        raise ValueError("data.source=alpaca needs data.symbols=[...] and data.start=YYYY-MM-DD")
+    keys = AlpacaKeys.from_file(data.keys_file) if data.keys_file else AlpacaKeys.from_env()
+    src = AlpacaBarsSource(api_key=keys.key_id, secret_key=keys.secret_key, config=data.alpaca)
+    end = data.end or pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    return src.fetch(list(data.symbols), timeframe=data.source_timeframe, start=data.start, end=end)
+
+
 def up_to_date(data: DataConfig, store: ArtifactStore) -> bool:
     return store.up_to_date("bars", data.name, stage_key(store, data)) is not None
 
@@ -62,11 +90,9 @@ def load_raw(data: DataConfig) -> dict[str, pd.DataFrame]:
     elif data.source == "files":
         frames = {}
         for f in data.files:
-            frames.update(sources.read_bars_file(f, symbol=Path(f).stem.upper(), tz=data.tz))
+            frames.update(read_file(f, tz=data.tz))
     elif data.source == "alpaca":
-        from deeptrade.data.alpaca import load_alpaca_bars
-
-        frames = load_alpaca_bars(data)
+        frames = load_alpaca(data)
     else:
         raise ValueError(f"data.source={data.source!r} is not known; use sample, files or alpaca")
     if data.symbols:
@@ -87,27 +113,27 @@ def load_raw(data: DataConfig) -> dict[str, pd.DataFrame]:
             mask &= ts >= start
         if end is not None and getattr(ts.dt, "tz", None) is not None:
             mask &= ts < end
-        out[sym] = df[mask].reset_index(drop=True)
+        out[sym] = df[mask]
+        out[sym].attrs.update(df.attrs)
     return out
 
 
 def run_ingest(data: DataConfig, store: ArtifactStore, *, force: bool = False) -> dict[str, Any]:
     from deeptrade.data.resample import resample_bars
-    from deeptrade.data.validate import validate_bars, validation_config
+    from deeptrade.data.validate import validate_bars
 
     key = stage_key(store, data)
     if not force and (art := store.up_to_date("bars", data.name, key)):
         log.info("bars/%s is up to date (manifest key matches); skipping", data.name)
         return {"artifact": art.ref, "skipped": True}
     raw = load_raw(data)
-    vcfg = validation_config(data)
     results = {
         sym: validate_bars(
             df,
             symbol=sym,
             timeframe=data.source_timeframe,
-            source=f"{data.source}:{data.dataset if data.source == 'sample' else sym}",
-            config=vcfg,
+            source=df.attrs.get("source", f"{data.source}:{data.dataset}"),
+            config=data.validation,
         )
         for sym, df in raw.items()
     }
@@ -133,7 +159,12 @@ def run_ingest(data: DataConfig, store: ArtifactStore, *, force: bool = False) -
                 df = (
                     res.clean
                     if tf == data.source_timeframe
-                    else resample_bars(res.clean, tf, calendar=data.calendar)
+                    else resample_bars(
+                        res.clean,
+                        tf,
+                        calendar=data.validation.calendar,
+                        source_timeframe=data.source_timeframe,
+                    )
                 )
                 write_partition(tmp, tf, sym, df)
                 meta["rows"][f"{tf}/{sym}"] = len(df)

@@ -36,23 +36,11 @@ def artifact_name(data: DataConfig, features: FeaturesConfig) -> str:
     return f"{data.name}-{features.name}"
 
 
-def _feature_config(features: FeaturesConfig) -> Any:
-    from deeptrade.features import FeatureConfig
-
-    try:
-        return FeatureConfig(**features.params)
-    except TypeError as e:
-        import dataclasses
-
-        valid = [f.name for f in dataclasses.fields(FeatureConfig)]
-        raise ValueError(f"features.params: {e}; valid parameters: {', '.join(valid)}") from e
-
-
 def stage_key(store: ArtifactStore, bars_hash: str, features: FeaturesConfig) -> str:
-    from deeptrade.features import feature_spec_hash
+    from deeptrade.features.spec import feature_spec_hash
 
-    cfg = {k: v for k, v in to_container(features).items() if k not in ("scheduler", "workers")}
-    spec = feature_spec_hash(_feature_config(features))
+    cfg = {k: v for k, v in to_container(features).items() if k not in ("scheduler", "workers", "params")}
+    spec = feature_spec_hash(features.params)
     return store.stage_key({"features": cfg, "spec": spec}, {"bars": bars_hash}, STAGE_VERSION)
 
 
@@ -68,7 +56,7 @@ def compute_partition(
     bars_dir: Path, out_path: Path, timeframe: str, symbol: str, features: FeaturesConfig
 ) -> int:
     """Read one partition, compute features + label, write it atomically. Returns rows."""
-    from deeptrade.features import compute_features
+    from deeptrade.features.core import compute_features
     from deeptrade.features.labels import LabelSpec, make_labels
 
     bars = read_partition(bars_dir, timeframe, symbol)
@@ -84,7 +72,7 @@ def compute_partition(
         # Align by timestamp; a missing benchmark bar gives NaN, never a later value.
         bench = bench_bars.set_index("timestamp")["close"].reindex(bars["timestamp"]).to_numpy()
     out = compute_features(
-        bars, benchmark_close=bench, config=_feature_config(features), backend=features.backend
+        bars, benchmark_close=bench, config=features.params, backend=features.backend
     )
     out[LABEL_COLUMN] = make_labels(
         bars, LabelSpec(kind="forward_return", horizon=features.label_horizon)
@@ -105,7 +93,7 @@ def run_features(
     force: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
-    from deeptrade.features import feature_spec
+    from deeptrade.features.spec import feature_spec
 
     bars = store.require("bars", data.name, hint="Run the ingest job first: deeptrade run ingest")
     name = artifact_name(data, features)
@@ -140,7 +128,7 @@ def run_features(
         for tf, sym, out_path in tqdm(todo, disable=not progress, desc="features"):
             compute_partition(bars.path, out_path, tf, sym, features)
 
-    spec = feature_spec(_feature_config(features))
+    spec = feature_spec(features.params)
     meta = {
         "label_horizon": features.label_horizon,
         "label_column": LABEL_COLUMN,

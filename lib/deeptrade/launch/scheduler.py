@@ -29,6 +29,8 @@ class QueueEntry:
     state: str
     reason: str
     elapsed: str
+    name: str = ""
+    gres: str = ""
 
 
 def have_slurm() -> bool:
@@ -43,7 +45,7 @@ def queue_snapshot(*, max_age_s: float = 5.0) -> dict[str, QueueEntry]:
         return _cache[1]
     CALLS["squeue"] += 1
     out = subprocess.run(
-        ["squeue", "--me", "-h", "-r", "-o", "%i|%T|%r|%M"],
+        ["squeue", "--me", "-h", "-r", "-o", "%i|%T|%r|%M|%j|%b"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -52,10 +54,50 @@ def queue_snapshot(*, max_age_s: float = 5.0) -> dict[str, QueueEntry]:
         raise RuntimeError(f"squeue failed: {out.stderr.strip()}")
     entries = {}
     for line in out.stdout.splitlines():
-        job_id, state, reason, elapsed = line.strip().split("|", 3)
-        entries[job_id] = QueueEntry(job_id=job_id, state=state, reason=reason, elapsed=elapsed)
+        job_id, state, reason, elapsed, name, gres = line.strip().split("|", 5)
+        entries[job_id] = QueueEntry(
+            job_id=job_id, state=state, reason=reason, elapsed=elapsed, name=name, gres=gres
+        )
     _cache = (now, entries)
     return entries
+
+
+def elapsed_seconds(elapsed: str) -> int:
+    """squeue's ``[days-]hours:minutes:seconds`` (or ``minutes:seconds``) as seconds."""
+    days, _, rest = elapsed.rpartition("-")
+    parts = [int(p) for p in rest.split(":") if p.isdigit()]
+    secs = 0
+    for p in parts:
+        secs = secs * 60 + p
+    return secs + int(days or 0) * 86400
+
+
+def gpus_of(gres: str) -> int:
+    """GPUs in a gres/tres string like ``gpu:4``, ``gres/gpu:v100:2`` or ``N/A``."""
+    total = 0
+    for item in gres.split(","):
+        if "gpu" in item:
+            last = item.rsplit(":", 1)[-1]
+            total += int(last) if last.isdigit() else 1
+    return total
+
+
+def sacct_gpu_seconds(job_ids: list[str]) -> dict[str, float] | None:
+    """GPU-seconds per job from accounting (one ``sacct`` call); None without accounting."""
+    if not job_ids or shutil.which("sacct") is None:
+        return None
+    CALLS["sacct"] = CALLS.get("sacct", 0) + 1
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "JobID,ElapsedRaw,AllocTRES", "-j", ",".join(job_ids)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if out.returncode != 0:
+        return None
+    result = {}
+    for line in out.stdout.splitlines():
+        job_id, elapsed, tres = (line.split("|") + ["", "", ""])[:3]
+        result[job_id] = float(elapsed or 0) * gpus_of(tres)
+    return result
 
 
 def invalidate_cache() -> None:

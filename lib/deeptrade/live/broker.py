@@ -26,6 +26,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,8 +217,8 @@ def make_clients(
     log.info(
         "alpaca clients: mode=%s trading=%s data=%s timeouts=(%.2fs, %.2fs) retries=ours(%d)",
         cfg.mode,
-        trading._base_url,
-        data._base_url,
+        getattr(trading._base_url, "value", trading._base_url),
+        getattr(data._base_url, "value", data._base_url),
         cfg.connect_timeout_s,
         cfg.read_timeout_s,
         cfg.max_attempts,
@@ -270,7 +271,9 @@ class OrderView:
             side=_enum(o.side),
             qty=_f(o.qty),
             filled_qty=_f(o.filled_qty),
-            filled_avg_price=None if o.filled_avg_price in (None, "") else float(o.filled_avg_price),
+            filled_avg_price=None
+            if o.filled_avg_price in (None, "")
+            else float(o.filled_avg_price),
             status=_enum(o.status),
             type=_enum(o.type or o.order_type),
             limit_price=None if o.limit_price in (None, "") else float(o.limit_price),
@@ -504,7 +507,7 @@ class Broker:
             req = GetOrdersRequest(
                 status=QueryOrderStatus.ALL, after=cursor, limit=500, direction=Sort.ASC
             )
-            page = self._call("GET /orders?status=all", lambda r=req: self.trading.get_orders(r))
+            page = self._call("GET /orders?status=all", partial(self.trading.get_orders, req))
             new = [OrderView.from_model(o) for o in page if str(o.id) not in seen]
             for o in new:
                 seen[o.id] = o
@@ -532,14 +535,21 @@ class Broker:
             raise
         return OrderView.from_model(o)
 
+    def _feed(self) -> Any:
+        from alpaca.data.enums import DataFeed
+
+        return DataFeed(self.cfg.feed) if self.cfg.feed else None
+
     def latest_trades(self, symbols: Iterable[str]) -> dict[str, float]:
         from alpaca.data.requests import StockLatestTradeRequest
 
         syms = sorted(set(symbols))
         if not syms:
             return {}
-        req = StockLatestTradeRequest(symbol_or_symbols=syms, feed=self.cfg.feed)
-        trades = self._call("GET /stocks/trades/latest", lambda: self.data.get_stock_latest_trade(req))
+        req = StockLatestTradeRequest(symbol_or_symbols=syms, feed=self._feed())
+        trades = self._call(
+            "GET /stocks/trades/latest", lambda: self.data.get_stock_latest_trade(req)
+        )
         return {s: float(t.price) for s, t in trades.items()}
 
     def bars(
@@ -553,7 +563,7 @@ class Broker:
             return []
         tf, _ = _timeframe(timeframe)
         req = StockBarsRequest(
-            symbol_or_symbols=syms, timeframe=tf, start=start, end=end, feed=self.cfg.feed
+            symbol_or_symbols=syms, timeframe=tf, start=start, end=end, feed=self._feed()
         )
         barset = self._call("GET /stocks/bars", lambda: self.data.get_stock_bars(req))
         out = []

@@ -44,10 +44,15 @@ class FeatureState(Protocol):
 @runtime_checkable
 class Predictor(Protocol):
     feature_names: Sequence[str]
-    """Column order of the matrix ``predict`` expects."""
+    """Feature order along the last axis of what ``predict`` gets."""
+    window: int
+    """Bars of feature history per prediction (1 for models that look at the last bar only)."""
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """(n_symbols, n_features) float array -> (n_symbols,) scores."""
+        """(n_symbols, window, n_features) float array -> (n_symbols,) scores.
+
+        ``deeptrade.train.bundle.Bundle`` fits as is (its ``predict`` takes raw windows).
+        """
         ...
 
 

@@ -7,6 +7,7 @@ if modest, feature calculator / model / policy.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,7 @@ class RollingFeatures:
             raise ValueError(f"RollingFeatures window must be >= 2, got {window}")
         self.window = window
         self._state: dict[str, _SymbolState] = {}
-        self._last_ts: dict[str, object] = {}
+        self._last_ts: dict[str, dt.datetime] = {}
 
     def update(self, bar: Bar) -> dict[str, float]:
         st = self._state.get(bar.symbol)
@@ -71,11 +72,13 @@ class RollingFeatures:
 
 @dataclass(kw_only=True)
 class LinearPredictor:
-    """``score = matrix @ weights + bias`` over named features."""
+    """``score = features @ weights + bias`` over named features of the last bar."""
 
     weights: Mapping[str, float]
-    """Feature name -> coefficient; the keys fix the matrix column order."""
+    """Feature name -> coefficient; the keys fix the feature order."""
     bias: float = 0.0
+    window: int = 1
+    """Only the last bar's features are used; kept at 1."""
 
     def __post_init__(self) -> None:
         if not self.weights:
@@ -84,7 +87,7 @@ class LinearPredictor:
         self._w = np.array([self.weights[k] for k in self.feature_names], dtype=np.float64)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        return matrix @ self._w + self.bias
+        return matrix[:, -1, :] @ self._w + self.bias
 
 
 @dataclass(kw_only=True)

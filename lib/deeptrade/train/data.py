@@ -197,7 +197,7 @@ def purged_splits(
         total = float(sum(fractions))
         v = int(round(n * fractions[0] / total))
         te = int(round(n * (fractions[0] + fractions[1]) / total))
-    if not 0 < v <= te <= n:
+    if not 0 <= v <= te <= n or (cuts is None and v == 0):
         raise ValueError(f"bad cut points val={v}, test={te} for {n} rows")
     rows = np.arange(n, dtype=np.int64)
     # A label window [t, t + h] must end before the next block starts: t + h < start.
@@ -271,7 +271,7 @@ def frame_to_arrays(
             f"features frame lacks columns {missing}; it has {list(frame.columns)}. "
             "Train with the feature set the bundle expects."
         )
-    ts = pd.DatetimeIndex(frame["timestamp"])
+    ts = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns")
     if not ts.is_monotonic_increasing or ts.has_duplicates:
         raise ValueError("features frame timestamps must be strictly increasing; sort and dedupe")
     if labels is None:

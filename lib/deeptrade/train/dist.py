@@ -181,10 +181,14 @@ def pick_precision(device: torch.device, requested: str = "auto") -> Precision:
         if requested in ("fp16", "bf16"):
             log.warning("precision=%s ignored on CPU: training runs in fp32", requested)
         return "fp32"
-    if requested != "auto":
+    return precision_for_capability(torch.cuda.get_device_capability(device), requested)
+
+
+def precision_for_capability(capability: tuple[int, int], requested: str = "auto") -> Precision:
+    """GPU precision for a compute capability: bf16 from 8.0, fp16 (+ loss scaling) below."""
+    if requested in ("fp32", "fp16", "bf16"):
         return requested  # type: ignore[return-value]
-    major, _minor = torch.cuda.get_device_capability(device)
-    return "bf16" if major >= 8 else "fp16"
+    return "bf16" if capability >= (8, 0) else "fp16"
 
 
 def _free_port() -> int:

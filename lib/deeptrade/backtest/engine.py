@@ -1,0 +1,739 @@
+"""Event-driven backtest engine: numba kernels over target positions.
+
+A run is one portfolio of ``m`` aligned symbols driven by a target-position array
+``targets[t, j]`` in [-1, 1] that a strategy computed from bars <= t. The kernel walks the bars
+once; inside bar ``t`` it
+
+1. fills the orders decided at ``t-1`` at ``open[t]`` (``fill="next_open"``),
+2. checks stop-loss / take-profit against ``high[t]`` / ``low[t]``,
+3. marks the portfolio at ``close[t]`` (``equity[t]``),
+4. decides: reads ``targets[t]``, ``vol[t]``, ``atr[t]`` and ``close[t]`` -- never an index
+   above ``t`` -- and either queues the order for ``open[t+1]`` or, with ``fill="close"``,
+   fills it at ``close[t]`` at once.
+
+An order is sent only when a symbol's target changes (signal semantics, as in backtesting.py
+and vectorbt's ``from_signals``); held positions are not rebalanced while the target is
+unchanged. The target weight becomes shares at fill time: ``|w| * equity`` is the order's whole
+cash outlay including fees, so an all-in long (``w = 1``) never leaves negative cash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from deeptrade.backtest import indicators
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+FILL_MODES = ("next_open", "close")
+DIRECTIONS = ("long_short", "long_only", "short_only")
+SIZINGS = ("fixed_fraction", "vol_target")
+
+
+@dataclass(kw_only=True)
+class BacktestConfig:
+    """Costs, fills and sizing of a backtest. Rates are in basis points (1 bps = 0.01 %)."""
+
+    initial_cash: float = 100_000.0
+    """Starting equity, in account currency."""
+    fill: str = "next_open"
+    """'next_open': decided at bar t's close, filled at bar t+1's open; 'close': filled at t's close."""
+    direction: str = "long_short"
+    """'long_short'; 'long_only' turns negative targets into flat; 'short_only' the reverse."""
+    commission_bps: float = 0.0
+    """Commission in bps of each fill's notional."""
+    fee_per_share: float = 0.0
+    """Commission per share (or contract) on each fill, on top of ``commission_bps``."""
+    min_fee: float = 0.0
+    """Minimum of the per-share part per order; with ``fee_per_share=0`` a fixed fee per order."""
+    slippage_bps: float = 0.0
+    """Adverse price move per fill, in bps of the fill price (applied on every fill)."""
+    slippage_atr: float = 0.0
+    """Adverse price move per fill as a fraction of ATR known at decision time."""
+    atr_window: int = 14
+    """Wilder ATR window for ``slippage_atr``."""
+    sizing: str = "fixed_fraction"
+    """'fixed_fraction': |target| x fraction of equity; 'vol_target': scaled to ``vol_target``."""
+    fraction: float = 1.0
+    """Fraction of equity per unit of |target| (``fixed_fraction``)."""
+    vol_target: float = 0.15
+    """Annualised volatility a unit target aims for (``vol_target``)."""
+    vol_window: int = 20
+    """Bars of log returns in the realised-volatility estimate (``vol_target``)."""
+    max_leverage: float = 1.0
+    """Cap on gross exposure / equity when orders are sized (new orders are scaled down)."""
+    stop_loss: float | None = None
+    """Exit when the price moves this fraction against the average entry price (e.g. 0.05)."""
+    take_profit: float | None = None
+    """Exit when the price moves this fraction in favour of the average entry price."""
+    lot_size: float = 0.0
+    """Share granularity: 0 trades fractional shares, 1 whole shares (rounded toward zero)."""
+    close_at_end: bool = False
+    """Liquidate every position at the last bar's close (walk-forward windows end flat)."""
+    periods_per_year: float = 252.0
+    """Bars per year, for annualised metrics and volatility targeting."""
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("fill", self.fill, FILL_MODES),
+            ("direction", self.direction, DIRECTIONS),
+            ("sizing", self.sizing, SIZINGS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"BacktestConfig.{name}={value!r}; use one of {allowed}")
+        for name in ("commission_bps", "fee_per_share", "min_fee", "slippage_bps",
+                     "slippage_atr", "lot_size"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"BacktestConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("initial_cash", "fraction", "vol_target", "max_leverage", "periods_per_year"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"BacktestConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("stop_loss", "take_profit"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < (1 if name == "stop_loss" else math.inf):
+                raise ValueError(f"BacktestConfig.{name}={v}: give a fraction such as 0.05")
+        if self.sizing == "fixed_fraction" and self.fraction > self.max_leverage:
+            raise ValueError(
+                f"BacktestConfig.fraction={self.fraction} exceeds max_leverage="
+                f"{self.max_leverage}: raise max_leverage or lower fraction"
+            )
+        if self.atr_window < 1 or self.vol_window < 2:
+            raise ValueError("BacktestConfig: atr_window must be >= 1 and vol_window >= 2")
+
+
+# Layout of the float vector the kernels read the configuration from.
+(C_CASH, C_FILL_CLOSE, C_DIRECTION, C_COMM, C_FPS, C_MINFEE, C_SLIP, C_SLIP_ATR, C_SIZING,
+ C_FRACTION, C_VOLTGT, C_MAXLEV, C_SL, C_TP, C_LOT, C_CLOSE_END, C_PPY, C_LEN) = range(18)  # fmt: skip
+
+
+def config_vector(cfg: BacktestConfig) -> np.ndarray:
+    """The configuration as the float64 vector the numba kernels take."""
+    v = np.zeros(C_LEN)
+    v[C_CASH] = cfg.initial_cash
+    v[C_FILL_CLOSE] = cfg.fill == "close"
+    v[C_DIRECTION] = DIRECTIONS.index(cfg.direction)
+    v[C_COMM] = cfg.commission_bps * 1e-4
+    v[C_FPS] = cfg.fee_per_share
+    v[C_MINFEE] = cfg.min_fee
+    v[C_SLIP] = cfg.slippage_bps * 1e-4
+    v[C_SLIP_ATR] = cfg.slippage_atr
+    v[C_SIZING] = SIZINGS.index(cfg.sizing)
+    v[C_FRACTION] = cfg.fraction
+    v[C_VOLTGT] = cfg.vol_target
+    v[C_MAXLEV] = cfg.max_leverage
+    v[C_SL] = cfg.stop_loss or 0.0
+    v[C_TP] = cfg.take_profit or 0.0
+    v[C_LOT] = cfg.lot_size
+    v[C_CLOSE_END] = cfg.close_at_end
+    v[C_PPY] = cfg.periods_per_year
+    return v
+
+
+# Run statistics the kernel accumulates (also in sweep mode, where nothing else is recorded).
+(S_NTRADES, S_NWINS, S_GROSS_PROFIT, S_GROSS_LOSS, S_SUM_PNL, S_SUM_TRADE_RET, S_NOTIONAL,
+ S_EXPOSURE_BARS, S_NFILLS, S_LEN) = range(10)  # fmt: skip
+
+# Columns of the fill and trade records.
+FILL_COLUMNS = ("bar", "symbol", "qty", "price", "fee", "reason")
+TRADE_COLUMNS = ("symbol", "direction", "entry_bar", "exit_bar", "size", "entry_price",
+                 "exit_price", "pnl", "fees", "return", "is_open")  # fmt: skip
+REASONS = ("signal", "stop_loss", "take_profit", "end")
+R_SIGNAL, R_STOP, R_TAKE, R_END = range(4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel
+
+
+@njit(cache=True)
+def _fee(qty: float, price: float, cfg: np.ndarray) -> float:
+    a = abs(qty)
+    fee = a * price * cfg[C_COMM]
+    if cfg[C_FPS] > 0.0 or cfg[C_MINFEE] > 0.0:
+        fee += max(a * cfg[C_FPS], cfg[C_MINFEE])
+    return fee
+
+
+@njit(cache=True)
+def _slipped(price: float, side: float, atr_value: float, cfg: np.ndarray) -> float:
+    """Fill price after slippage for a buy (side > 0) or a sell (side < 0)."""
+    adj = price * cfg[C_SLIP]
+    if cfg[C_SLIP_ATR] > 0.0 and atr_value == atr_value:
+        adj += cfg[C_SLIP_ATR] * atr_value
+    return price + adj if side > 0 else price - adj
+
+
+@njit(cache=True)
+def _signal(x: float, v: float, direction: int, vol_sizing: bool) -> float:
+    """Effective target of one symbol: NaN is flat, the direction rule applies, and under
+    volatility targeting no volatility estimate yet means flat."""
+    if x != x:
+        return 0.0
+    if (direction == 1 and x < 0.0) or (direction == 2 and x > 0.0):
+        return 0.0
+    if vol_sizing and x != 0.0 and not (v == v and v > 0.0):
+        return 0.0
+    return x
+
+
+@njit(cache=True)
+def _stop_check(qj, o, h, lo, stop, take):
+    """(reason, price) of a stop-loss / take-profit exit inside a bar, reason -1 if none.
+
+    A gap through the level fills at the open; when both levels lie inside the bar's range
+    the stop-loss is assumed to come first (the pessimistic choice).
+    """
+    if qj > 0.0:
+        if lo <= stop:
+            return R_STOP, min(o, stop)
+        if h >= take:
+            return R_TAKE, max(o, take)
+    elif qj < 0.0:
+        if h >= stop:
+            return R_STOP, max(o, stop)
+        if lo <= take:
+            return R_TAKE, min(o, take)
+    return -1, 0.0
+
+
+# Columns of the per-symbol open-trade bookkeeping ``tr`` (m, T_LEN).
+(T_ENTRY_BAR, T_DIR, T_MAX_SIZE, T_ENTRY_COST, T_ENTRY_QTY, T_EXIT_VALUE, T_EXIT_QTY, T_FEES,
+ T_GROSS_PNL, T_STOP, T_TAKE, T_LEN) = range(12)  # fmt: skip
+
+
+@njit(cache=True)
+def _execute(
+    j, t, d, price, reason, cfg, state, q, tr, stats, record, fills, nf, trades, nt
+):  # pragma: no cover - numba
+    """Fill ``d`` shares of symbol ``j`` at ``price`` (slippage already applied).
+
+    ``state[0]`` is cash; ``tr[j]`` the open trade's bookkeeping (``T_*`` columns), including
+    its stop levels, set from the average entry price whenever the position changes.
+    Returns the updated fill and trade counters.
+    """
+    fee = _fee(d, price, cfg)
+    state[0] -= d * price + fee
+    q_old = q[j]
+    q_new = q_old + d
+    a = abs(d)
+    if q_old == 0.0:
+        tr[j, T_ENTRY_BAR] = t
+        tr[j, T_DIR] = 1.0 if d > 0 else -1.0
+        for k in range(T_MAX_SIZE, T_LEN):
+            tr[j, k] = 0.0
+    if abs(q_new) > abs(q_old):
+        tr[j, T_ENTRY_COST] += a * price
+        tr[j, T_ENTRY_QTY] += a
+    else:
+        avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
+        tr[j, T_GROSS_PNL] += tr[j, T_DIR] * (price - avg) * a
+        tr[j, T_EXIT_VALUE] += a * price
+        tr[j, T_EXIT_QTY] += a
+    tr[j, T_FEES] += fee
+    if abs(q_new) > tr[j, T_MAX_SIZE]:
+        tr[j, T_MAX_SIZE] = abs(q_new)
+    avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
+    direction = tr[j, T_DIR]
+    # Levels a long (short) position exits at; NaN when disabled, so they never trigger.
+    sl = cfg[C_SL]
+    tp = cfg[C_TP]
+    tr[j, T_STOP] = avg * (1.0 - direction * sl) if sl > 0.0 else np.nan
+    tr[j, T_TAKE] = avg * (1.0 + direction * tp) if tp > 0.0 else np.nan
+    q[j] = q_new
+    stats[S_NOTIONAL] += a * price
+    stats[S_NFILLS] += 1.0
+    if record:
+        if nf < fills.shape[0]:
+            fills[nf, 0] = t
+            fills[nf, 1] = j
+            fills[nf, 2] = d
+            fills[nf, 3] = price
+            fills[nf, 4] = fee
+            fills[nf, 5] = reason
+        nf += 1
+    if q_new == 0.0:
+        pnl = tr[j, T_GROSS_PNL] - tr[j, T_FEES]
+        stats[S_NTRADES] += 1.0
+        stats[S_SUM_PNL] += pnl
+        if pnl > 0:
+            stats[S_NWINS] += 1.0
+            stats[S_GROSS_PROFIT] += pnl
+        else:
+            stats[S_GROSS_LOSS] -= pnl
+        stats[S_SUM_TRADE_RET] += pnl / tr[j, T_ENTRY_COST]
+        if record:
+            exit_price = tr[j, T_EXIT_VALUE] / tr[j, T_EXIT_QTY]
+            nt = _record_trade(j, t, tr, exit_price, pnl, 0.0, trades, nt)
+    return nf, nt
+
+
+@njit(cache=True)
+def _record_trade(j, t, tr, exit_price, pnl, is_open, trades, nt):  # pragma: no cover - numba
+    if nt >= trades.shape[0]:
+        return nt + 1  # counted, not written: the caller's capacity check raises
+    trades[nt, 0] = j
+    trades[nt, 1] = tr[j, T_DIR]
+    trades[nt, 2] = tr[j, T_ENTRY_BAR]
+    trades[nt, 3] = t
+    trades[nt, 4] = tr[j, T_MAX_SIZE]
+    trades[nt, 5] = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
+    trades[nt, 6] = exit_price
+    trades[nt, 7] = pnl
+    trades[nt, 8] = tr[j, T_FEES]
+    trades[nt, 9] = pnl / tr[j, T_ENTRY_COST]
+    trades[nt, 10] = is_open
+    return nt + 1
+
+
+@njit(cache=True)
+def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
+    """Shares whose cost at ``price`` plus fees equals ``|w| * equity`` (toward zero in lots)."""
+    budget = abs(w) * equity - cfg[C_MINFEE]
+    if budget <= 0.0:
+        return 0.0
+    shares = budget / (price * (1.0 + cfg[C_COMM]) + cfg[C_FPS])
+    if cfg[C_LOT] > 0.0:
+        shares = math.floor(shares / cfg[C_LOT]) * cfg[C_LOT]
+    return shares if w > 0 else -shares
+
+
+@njit(cache=True)
+def _fill_orders(
+    t, px, w_new, pend_atr, cfg, state, q, tr, stats, record, fills, nf, trades, nt
+):  # pragma: no cover - numba
+    """Move every symbol with a new weight (``w_new[j]`` not NaN) to it at prices ``px[j]``.
+
+    Positions to be closed or reversed are closed first so that their proceeds (and fees) are
+    in the equity the new positions are sized from, as with backtesting.py's exclusive orders.
+    """
+    m = q.shape[0]
+    for j in range(m):
+        w = w_new[j]
+        if w == w and q[j] != 0.0 and (w == 0.0 or (w > 0) != (q[j] > 0)):
+            p = _slipped(px[j], -q[j], pend_atr[j], cfg)
+            nf, nt = _execute(j, t, -q[j], p, R_SIGNAL, cfg, state, q, tr, stats, record,
+                              fills, nf, trades, nt)  # fmt: skip
+    equity = state[0]
+    for j in range(m):
+        equity += q[j] * px[j]
+    for j in range(m):
+        w = w_new[j]
+        if w == w and w != 0.0:
+            p = _slipped(px[j], w, pend_atr[j], cfg)
+            d = _target_shares(w, equity, p, cfg) - q[j]
+            if d != 0.0:
+                if (d > 0) != (w > 0):
+                    p = _slipped(px[j], d, pend_atr[j], cfg)
+                nf, nt = _execute(j, t, d, p, R_SIGNAL, cfg, state, q, tr, stats, record,
+                                  fills, nf, trades, nt)  # fmt: skip
+        w_new[j] = np.nan
+    return nf, nt
+
+
+@njit(cache=True)
+def _quiet_bars(
+    t, start, end, c, o, h, lo, vol, target, q, held, tr, cash, direction, vol_sizing, stops,
+    record, equity_out, pos_out, stats,
+):  # pragma: no cover - numba
+    """Mark bars ``t, t+1, ...`` that have no event; returns the first bar that has one.
+
+    An event is anything the full bar step would act on: a stop or take-profit level inside
+    the bar, a change of the effective target, equity <= 0, or the last bar.
+    """
+    m = q.shape[0]
+    exposed_bars = 0
+    exposed = False
+    for j in range(m):
+        if q[j] != 0.0:
+            exposed = True
+    while t < end - 1:
+        event = False
+        if stops:
+            for j in range(m):
+                if q[j] != 0.0:
+                    r, _ = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
+                                       tr[j, T_TAKE])  # fmt: skip
+                    if r >= 0:
+                        event = True
+        equity = cash
+        for j in range(m):
+            equity += q[j] * c[t, j]
+            if _signal(target[t, j], vol[t, j], direction, vol_sizing) != held[j]:
+                event = True
+        if event or equity <= 0.0:
+            break
+        equity_out[t - start] = equity
+        if record:
+            for j in range(m):
+                pos_out[t - start, j] = q[j]
+        t += 1
+        exposed_bars += exposed
+    stats[S_EXPOSURE_BARS] += exposed_bars
+    return t
+
+
+@njit(cache=True)
+def simulate(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    vol: np.ndarray,
+    atr: np.ndarray,
+    target: np.ndarray,
+    start: int,
+    end: int,
+    cfg: np.ndarray,
+    record: bool,
+    equity_out: np.ndarray,
+    pos_out: np.ndarray,
+    fills: np.ndarray,
+    trades: np.ndarray,
+    stats: np.ndarray,
+):  # pragma: no cover - numba
+    """Simulate one portfolio over bars ``[start, end)`` of (n, m) arrays.
+
+    Writes ``equity_out[t - start]`` for every bar and, when ``record``, positions, fills and
+    trades; ``stats`` (length ``S_LEN``) gets the run statistics. Returns (n_fills, n_trades).
+
+    Bar ``t`` reads the inputs at index ``t`` only: fills of the orders decided at ``t - 1``
+    happen at ``open[t]``, stops on ``high[t]``/``low[t]``, and the decision reads
+    ``target[t]``, ``vol[t]``, ``atr[t]``, ``close[t]``. Most bars have no event (no pending
+    order, no stop hit, unchanged target); a short inner loop only marks those to market, and
+    any other bar goes through the full bar step below, so both paths share one rule set.
+    """
+    m = c.shape[1]
+    state = np.zeros(1)
+    state[0] = cfg[C_CASH]
+    q = np.zeros(m)
+    tr = np.zeros((m, T_LEN))
+    held = np.zeros(m)  # effective target last acted on; orders go out only when it changes
+    pending = np.full(m, np.nan)
+    pend_atr = np.full(m, np.nan)
+    px = np.empty(m)
+    stats[:] = 0.0
+    nf = 0
+    nt = 0
+    fill_close = cfg[C_FILL_CLOSE] > 0
+    close_end = cfg[C_CLOSE_END] > 0
+    direction = int(cfg[C_DIRECTION])
+    vol_sizing = cfg[C_SIZING] == 1.0
+    stops = cfg[C_SL] > 0.0 or cfg[C_TP] > 0.0
+    has_pending = False
+    bankrupt = False
+    t = start
+    while t < end:
+        # Fast path: bars without any event are only marked to market.
+        if not has_pending and not bankrupt:
+            t = _quiet_bars(t, start, end, c, o, h, lo, vol, target, q, held, tr, state[0],
+                            direction, vol_sizing, stops, record, equity_out, pos_out, stats)  # fmt: skip
+        if t >= end:
+            break
+
+        # Full bar step. 1. orders decided at t-1 fill at this bar's open
+        if has_pending:
+            for j in range(m):
+                px[j] = o[t, j]
+            nf, nt = _fill_orders(t, px, pending, pend_atr, cfg, state, q, tr, stats, record,
+                                  fills, nf, trades, nt)  # fmt: skip
+            has_pending = False
+        # 2. stop-loss / take-profit inside this bar
+        if stops:
+            for j in range(m):
+                if q[j] != 0.0:
+                    reason, price = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
+                                                tr[j, T_TAKE])  # fmt: skip
+                    if reason >= 0:
+                        a_prev = atr[t - 1, j] if t > 0 else np.nan
+                        p = _slipped(price, -q[j], a_prev, cfg)
+                        nf, nt = _execute(j, t, -q[j], p, reason, cfg, state, q, tr, stats,
+                                          record, fills, nf, trades, nt)  # fmt: skip
+        # 3. mark to market at the close
+        equity = state[0]
+        for j in range(m):
+            equity += q[j] * c[t, j]
+        if equity <= 0.0 and not bankrupt:
+            # Out of money: liquidate and stop trading, as a broker's margin call would.
+            bankrupt = True
+            for j in range(m):
+                if q[j] != 0.0:
+                    nf, nt = _execute(j, t, -q[j], c[t, j], R_END, cfg, state, q, tr, stats,
+                                      record, fills, nf, trades, nt)  # fmt: skip
+            equity = state[0]
+        # 4. decide from data <= t (the last bar's decision could never fill at a next open)
+        last = t == end - 1
+        if not bankrupt and not (last and (close_end or not fill_close)):
+            new_gross = 0.0
+            held_gross = 0.0
+            for j in range(m):
+                sig = _signal(target[t, j], vol[t, j], direction, vol_sizing)
+                if sig != held[j]:
+                    held[j] = sig
+                    w = sig * cfg[C_FRACTION]
+                    if vol_sizing and sig != 0.0:
+                        w = sig * cfg[C_VOLTGT] / vol[t, j]
+                    pending[j] = w
+                    pend_atr[j] = atr[t, j]
+                    new_gross += abs(w)
+                    has_pending = True
+                elif equity > 0.0:
+                    held_gross += abs(q[j] * c[t, j]) / equity
+            if has_pending:
+                room = max(cfg[C_MAXLEV] - held_gross, 0.0)
+                if new_gross > room:
+                    for j in range(m):
+                        if pending[j] == pending[j]:
+                            pending[j] *= room / new_gross
+                if fill_close:
+                    for j in range(m):
+                        px[j] = c[t, j]
+                    nf, nt = _fill_orders(t, px, pending, pend_atr, cfg, state, q, tr, stats,
+                                          record, fills, nf, trades, nt)  # fmt: skip
+                    has_pending = False
+                    equity = state[0]
+                    for j in range(m):
+                        equity += q[j] * c[t, j]
+        if last and close_end:
+            for j in range(m):
+                if q[j] != 0.0:
+                    p = _slipped(c[t, j], -q[j], atr[t, j], cfg)
+                    nf, nt = _execute(j, t, -q[j], p, R_END, cfg, state, q, tr, stats, record,
+                                      fills, nf, trades, nt)  # fmt: skip
+            equity = state[0]
+        equity_out[t - start] = equity
+        exposed = False
+        for j in range(m):
+            if q[j] != 0.0:
+                exposed = True
+            if record:
+                pos_out[t - start, j] = q[j]
+        if exposed:
+            stats[S_EXPOSURE_BARS] += 1.0
+        t += 1
+    if record:
+        # Trades still open at the end, marked at the last close (not in the trade statistics).
+        for j in range(m):
+            if q[j] != 0.0:
+                cl = c[end - 1, j]
+                avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
+                pnl = tr[j, T_GROSS_PNL] + tr[j, T_DIR] * (cl - avg) * abs(q[j]) - tr[j, T_FEES]
+                nt = _record_trade(j, end - 1, tr, cl, pnl, 1.0, trades, nt)
+    return nf, nt
+
+
+# ---------------------------------------------------------------------------------------------
+# Python API
+
+
+@dataclass
+class BacktestResult:
+    """Everything one run produced. ``equity``/``positions`` are end-of-bar values."""
+
+    timestamps: pd.DatetimeIndex
+    symbols: list[str]
+    equity: pd.Series
+    positions: pd.DataFrame
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+OHLC = ("open", "high", "low", "close")
+
+
+def validate_bars(bars: pd.DataFrame, name: str = "bars") -> None:
+    """Check the bar contract; raises ValueError saying what is wrong and how to fix it."""
+    missing = [col for col in ("timestamp", *OHLC, "volume") if col not in bars.columns]
+    if missing:
+        raise ValueError(f"{name}: missing columns {missing}; expected timestamp, {OHLC}, volume")
+    ts = bars["timestamp"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype) or str(ts.dt.tz) != "UTC":
+        raise ValueError(f"{name}.timestamp must be datetime64[ns, UTC], got {ts.dtype}")
+    if not (ts.is_monotonic_increasing and ts.is_unique):
+        raise ValueError(f"{name}.timestamp must be strictly increasing: sort and deduplicate")
+    for col in OHLC:
+        values = bars[col].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+        if bad.size:
+            raise ValueError(
+                f"{name}.{col} has a non-finite or non-positive price at row {bad[0]} "
+                f"({ts.iloc[bad[0]]}); drop or repair those rows first"
+            )
+
+
+def align_bars(bars: Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
+    """Stack per-symbol bars into (n, m) arrays on their common timestamps (inner join).
+
+    Returns the timestamps and a dict ``{"open", "high", "low", "close", "volume"} -> (n, m)``
+    with columns in ``bars`` order.
+    """
+    if not bars:
+        raise ValueError("align_bars: no symbols given")
+    for sym, df in bars.items():
+        validate_bars(df, f"bars[{sym!r}]")
+    common = None
+    for df in bars.values():
+        idx = pd.DatetimeIndex(df["timestamp"])
+        common = idx if common is None else common.intersection(idx)
+    assert common is not None
+    if len(common) == 0:
+        raise ValueError("align_bars: the symbols share no timestamp")
+    out = {}
+    for col in (*OHLC, "volume"):
+        cols = []
+        for df in bars.values():
+            s = pd.Series(df[col].to_numpy(np.float64), index=pd.DatetimeIndex(df["timestamp"]))
+            cols.append(s.reindex(common).to_numpy())
+        out[col] = np.ascontiguousarray(np.column_stack(cols))
+    return common, out
+
+
+def aux_arrays(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, cfg: BacktestConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Causal (vol, atr) arrays of shape (n, m) the kernel uses for sizing and slippage."""
+    n, m = close.shape
+    vol = np.full((n, m), np.nan)
+    atr = np.full((n, m), np.nan)
+    for j in range(m):
+        cj = np.ascontiguousarray(close[:, j])
+        if cfg.sizing == "vol_target":
+            vol[:, j] = indicators.realized_vol(cj, cfg.vol_window, cfg.periods_per_year)
+        if cfg.slippage_atr > 0:
+            atr[:, j] = indicators.atr(
+                np.ascontiguousarray(high[:, j]), np.ascontiguousarray(low[:, j]), cj,
+                cfg.atr_window,
+            )  # fmt: skip
+    return vol, atr
+
+
+def _capacity(target: np.ndarray, vol: np.ndarray, cfg: BacktestConfig, start: int, end: int) -> int:
+    """Upper bound on fills (and trades) of a run.
+
+    Each change of the effective target makes at most two fills (close + open); a stop or the
+    final liquidation only replaces the close a later change would have made, plus one per symbol.
+    """
+    eff = np.nan_to_num(target[start:end])
+    if cfg.direction == "long_only":
+        eff = np.maximum(eff, 0.0)
+    elif cfg.direction == "short_only":
+        eff = np.minimum(eff, 0.0)
+    if cfg.sizing == "vol_target":
+        eff = np.where(vol[start:end] > 0, eff, 0.0)
+    changes = int((np.diff(eff, axis=0) != 0).sum()) + int((eff[0] != 0).sum())
+    return 2 * changes + 2 * target.shape[1] + 1
+
+
+def simulate_arrays(
+    arrays: Mapping[str, np.ndarray],
+    target: np.ndarray,
+    cfg: BacktestConfig,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    record: bool = True,
+) -> dict[str, np.ndarray]:
+    """Array-level run over ``[start, end)``: (n, m) ``open/high/low/close`` and ``target``.
+
+    Bars before ``start`` serve only as history (indicator warm-up for vol/ATR). Returns raw
+    arrays: equity (end-start,), positions (end-start, m), fills (k, 6), trades (k, 10), stats.
+    """
+    o, h, lo, c = (np.ascontiguousarray(arrays[k], dtype=np.float64) for k in OHLC)
+    if c.ndim == 1:
+        o, h, lo, c = (a[:, None] for a in (o, h, lo, c))
+    target = np.asarray(target, dtype=np.float64)
+    if target.ndim == 1:
+        target = target[:, None]
+    target = np.ascontiguousarray(target)
+    n, m = c.shape
+    end = n if end is None else end
+    if target.shape != (n, m):
+        raise ValueError(f"target has shape {target.shape}; the bars need ({n}, {m})")
+    if not 0 <= start < end <= n:
+        raise ValueError(f"need 0 <= start < end <= {n}, got start={start}, end={end}")
+    finite = target[np.isfinite(target)]
+    if finite.size and np.abs(finite).max() > 1.0:
+        raise ValueError("targets must lie in [-1, 1] (NaN = flat); scale them first")
+    vol, atr = aux_arrays(h, lo, c, cfg)
+    cap = _capacity(target, vol, cfg, start, end) if record else 0
+    equity = np.empty(end - start)
+    pos = np.zeros((end - start, m) if record else (1, m))
+    fills = np.zeros((cap, len(FILL_COLUMNS)))
+    trades = np.zeros((cap, len(TRADE_COLUMNS)))
+    stats = np.zeros(S_LEN)
+    nf, nt = simulate(o, h, lo, c, vol, atr, target, start, end, config_vector(cfg), record,
+                      equity, pos, fills, trades, stats)  # fmt: skip
+    assert nf <= cap and nt <= cap, "fill capacity bound violated"
+    return {"equity": equity, "positions": pos, "fills": fills[:nf], "trades": trades[:nt],
+            "stats": stats}  # fmt: skip
+
+
+def run_backtest(
+    bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+    targets: np.ndarray | pd.Series | pd.DataFrame,
+    cfg: BacktestConfig | None = None,
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> BacktestResult:
+    """Backtest target positions on one series or an aligned portfolio of symbols.
+
+    ``bars``: one bar DataFrame, or ``{symbol: DataFrame}`` (inner-joined on timestamps).
+    ``targets``: (n,) for one series, (n, m) or a DataFrame with one column per symbol,
+    values in [-1, 1] computed from bars <= t (NaN = flat). Bars before ``start`` are history
+    only. Metrics are computed over the simulated span.
+    """
+    from deeptrade.backtest.metrics import run_metrics
+
+    cfg = cfg or BacktestConfig()
+    if isinstance(bars, pd.DataFrame):
+        validate_bars(bars)
+        symbols = ["asset"]
+        ts = pd.DatetimeIndex(bars["timestamp"])
+        arrays = {k: bars[k].to_numpy(np.float64)[:, None] for k in (*OHLC, "volume")}
+    else:
+        symbols = list(bars)
+        ts, arrays = align_bars(bars)
+    if isinstance(targets, pd.DataFrame):
+        target = targets[symbols].to_numpy(np.float64)
+    else:
+        target = np.asarray(targets, dtype=np.float64)
+    raw = simulate_arrays(arrays, target, cfg, start=start, end=end)
+    end = len(ts) if end is None else end
+    span = ts[start:end]
+    fills = pd.DataFrame(raw["fills"], columns=list(FILL_COLUMNS))
+    fills = _label(fills, ts, symbols, {"bar": "time"})
+    fills["side"] = np.where(fills["qty"] > 0, "buy", "sell")
+    fills["reason"] = [REASONS[int(r)] for r in fills["reason"]]
+    trades = pd.DataFrame(raw["trades"], columns=list(TRADE_COLUMNS))
+    trades = _label(trades, ts, symbols, {"entry_bar": "entry_time", "exit_bar": "exit_time"})
+    trades["is_open"] = trades["is_open"].astype(bool)
+    equity = pd.Series(raw["equity"], index=span, name="equity")
+    return BacktestResult(
+        timestamps=span,
+        symbols=symbols,
+        equity=equity,
+        positions=pd.DataFrame(raw["positions"], index=span, columns=symbols),
+        fills=fills,
+        trades=trades,
+        metrics=run_metrics(raw["equity"], raw["stats"], cfg.initial_cash, cfg.periods_per_year),
+    )
+
+
+def _label(
+    df: pd.DataFrame, ts: pd.DatetimeIndex, symbols: list[str], time_cols: dict[str, str]
+) -> pd.DataFrame:
+    """Turn index columns of kernel records into int bars, timestamps and symbol names."""
+    df = df.copy()
+    for bar_col, time_col in time_cols.items():
+        df[bar_col] = df[bar_col].astype(np.int64)
+        df.insert(df.columns.get_loc(bar_col) + 1, time_col, ts[df[bar_col].to_numpy()])
+    df["symbol"] = np.asarray(symbols, dtype=object)[df["symbol"].to_numpy(np.int64)]
+    return df

@@ -1,0 +1,267 @@
+"""Parameter-grid sweeps: every (symbol, combination) simulated with full metrics.
+
+The work is one numba ``prange`` over runs; each run fills its targets from shared feature rows
+(``Strategy.features``), runs the same ``engine.simulate`` kernel as ``run_backtest`` (nothing
+recorded) and writes one metrics row. ``threads=1`` gives the single-core figure benchmarks use.
+
+For Slurm arrays: ``grid_chunks(grid, n)`` gives n slices of the grid (row labels are the combo
+ids), each task runs ``sweep`` on its slice, and ``merge_results(parts)`` concatenates the tables
+and recomputes the deflated Sharpe ratio over all trials.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+
+from deeptrade.backtest.engine import (
+    C_CASH,
+    C_PPY,
+    FILL_COLUMNS,
+    OHLC,
+    S_LEN,
+    TRADE_COLUMNS,
+    BacktestConfig,
+    aux_arrays,
+    config_vector,
+    simulate,
+    validate_bars,
+)
+from deeptrade.backtest.metrics import (
+    METRICS,
+    deflated_sharpe_ratio,
+    metrics_into,
+)
+from deeptrade.backtest.strategies import Strategy, as_arrays, fill_targets, get_strategy
+
+
+def param_grid(
+    strategy: str | type[Strategy] | None = None,
+    where: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    **axes: Sequence[Any],
+) -> pd.DataFrame:
+    """Cartesian product of ``axes`` as a DataFrame, one row per combination.
+
+    Rows the strategy rejects (e.g. ``ma_cross`` with fast >= slow) and rows where ``where``
+    is False are dropped; the index is then renumbered 0..N-1 (the combo ids).
+    """
+    if not axes:
+        raise ValueError("param_grid: give at least one axis, e.g. fast=range(5, 51)")
+    names = list(axes)
+    grid = pd.DataFrame(list(itertools.product(*(list(v) for v in axes.values()))), columns=names)
+    if strategy is not None:
+        strat = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        strat.resolve(dict.fromkeys(names))  # unknown axis names fail here
+        grid = grid[strat.valid(grid)]
+    if where is not None:
+        grid = grid[np.asarray(where(grid), dtype=bool)]
+    return grid.reset_index(drop=True)
+
+
+def grid_chunks(grid: pd.DataFrame, n_chunks: int) -> list[pd.DataFrame]:
+    """Split a grid into ``n_chunks`` contiguous, near-equal slices; labels (combo ids) kept."""
+    if n_chunks < 1:
+        raise ValueError(f"grid_chunks: n_chunks must be >= 1, got {n_chunks}")
+    bounds = np.linspace(0, len(grid), n_chunks + 1).round().astype(int)
+    return [grid.iloc[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@njit(parallel=True, cache=True)
+def _sweep_kernel(
+    kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
+):  # pragma: no cover - numba
+    n_sym = offsets.shape[0] - 1
+    n_combo = pm.shape[0]
+    dummy_pos = np.zeros((1, 1))
+    dummy_rec = np.zeros((0, len(TRADE_COLUMNS)))
+    dummy_fill = np.zeros((0, len(FILL_COLUMNS)))
+    for r in prange(n_sym * n_combo):
+        s = r // n_combo
+        k = r % n_combo
+        a = offsets[s]
+        b = offsets[s + 1]
+        n = b - a
+        tgt = np.empty(n)
+        fill_targets(kind, feats[:, a:b], pm[k], tgt)
+        span = ends[s] - starts[s]
+        eq = np.empty(span)
+        stats = np.zeros(S_LEN)
+        simulate(o[a:b], h[a:b], lo[a:b], c[a:b], vol[a:b], atr[a:b], tgt.reshape((n, 1)),
+                 starts[s], ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec,
+                 stats)  # fmt: skip
+        metrics_into(eq, stats, cfg[C_CASH], cfg[C_PPY], out[r])
+        if keep:
+            prev = cfg[C_CASH]
+            base = ret_off[s]
+            for t in range(span):
+                ret[base + t, k] = eq[t] / prev - 1.0
+                prev = eq[t]
+
+
+@dataclass
+class SweepResult:
+    table: pd.DataFrame
+    """One row per (symbol, combo): symbol, combo, the parameters, ``METRICS``, ``dsr``."""
+    returns: dict[str, np.ndarray] | None
+    """With ``keep_returns``: per symbol the (bars, combos) per-bar returns (for ``pbo_cscv``)."""
+
+
+def _as_series_map(
+    bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    if isinstance(bars, pd.DataFrame):
+        return {"asset": bars}
+    if not bars:
+        raise ValueError("sweep: no symbols given")
+    return dict(bars)
+
+
+def sweep(
+    bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+    strategy: str | type[Strategy],
+    grid: pd.DataFrame,
+    cfg: BacktestConfig | None = None,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    threads: int | None = None,
+    keep_returns: bool = False,
+) -> SweepResult:
+    """Backtest every grid row on every symbol (each symbol on its own; bars may differ).
+
+    ``bars``: one bar DataFrame or ``{symbol: DataFrame}``; extra columns (e.g. ``pred``) reach
+    the strategy. ``[start, end)`` is the simulated span in every series (bars before ``start``
+    warm the indicators up); ``end=None`` means each series' end. ``threads`` caps numba's
+    threads for this call (1 = single core).
+    """
+    cfg = cfg or BacktestConfig()
+    strat = get_strategy(strategy) if isinstance(strategy, str) else strategy
+    series = _as_series_map(bars)
+    feats_list, arrays_list = [], []
+    pm = None
+    for sym, df in series.items():
+        validate_bars(df, f"bars[{sym!r}]")
+        arrays = as_arrays(df)
+        feats, pm = strat.features(arrays, grid)
+        feats_list.append(feats)
+        arrays_list.append(arrays)
+    assert pm is not None
+    lengths = np.array([len(a["close"]) for a in arrays_list])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ends = np.array([n if end is None else min(end, n) for n in lengths], dtype=np.int64)
+    starts = np.full(len(lengths), start, dtype=np.int64)
+    if np.any(starts >= ends):
+        raise ValueError(f"sweep: start={start} leaves no bars to simulate (series lengths {lengths})")
+    ohlc = [np.ascontiguousarray(np.concatenate([a[k] for a in arrays_list])[:, None]) for k in OHLC]
+    vol, atr = _aux(arrays_list, cfg)
+    feats = np.ascontiguousarray(np.hstack(feats_list))
+    n_runs = len(lengths) * len(pm)
+    out = np.empty((n_runs, len(METRICS)))
+    spans = ends - starts
+    ret_off = np.concatenate([[0], np.cumsum(spans)]).astype(np.int64)
+    ret = np.empty((ret_off[-1], len(pm)) if keep_returns else (0, 0))
+    previous = numba.get_num_threads()
+    if threads is not None:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _sweep_kernel(strat.kind, feats, pm, *ohlc, vol, atr, offsets, starts, ends,
+                      config_vector(cfg), out, keep_returns, ret, ret_off)  # fmt: skip
+    finally:
+        numba.set_num_threads(previous)
+    symbols = list(series)
+    table = pd.DataFrame(out, columns=list(METRICS))
+    params = grid.reset_index(drop=False).rename(columns={"index": "combo"})
+    params = pd.concat([params] * len(symbols), ignore_index=True)
+    table = pd.concat([params, table], axis=1)
+    table.insert(0, "symbol", np.repeat(symbols, len(pm)))
+    table = add_deflated_sharpe(table)
+    returns = None
+    if keep_returns:
+        returns = {sym: ret[ret_off[i] : ret_off[i + 1]] for i, sym in enumerate(symbols)}
+    return SweepResult(table, returns)
+
+
+def _aux(arrays_list: list[dict[str, np.ndarray]], cfg: BacktestConfig):
+    """vol/atr per symbol (indicators must not run across the seam between two series)."""
+    vols, atrs = [], []
+    for a in arrays_list:
+        v, t = aux_arrays(a["high"][:, None], a["low"][:, None], a["close"][:, None], cfg)
+        vols.append(v)
+        atrs.append(t)
+    return np.ascontiguousarray(np.vstack(vols)), np.ascontiguousarray(np.vstack(atrs))
+
+
+def add_deflated_sharpe(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``dsr``: each row's PSR against the expected max Sharpe of its symbol's trials.
+
+    The trials are the rows of the same symbol with a finite ``sr_period``; with fewer than two
+    the column is NaN. (Grid neighbours are correlated, so N overstates the independent trials
+    and the DSR is conservative.)
+    """
+    table = table.copy()
+    table["dsr"] = np.nan
+    for _, idx in table.groupby("symbol", sort=False).groups.items():
+        part = table.loc[idx]
+        sr = part["sr_period"].to_numpy()
+        ok = np.isfinite(sr)
+        if ok.sum() < 2:
+            continue
+        var = float(np.var(sr[ok], ddof=1))
+        dsr = [
+            deflated_sharpe_ratio(s, n_trials=int(ok.sum()), var_sharpe=var, n_obs=int(n),
+                                  skew=sk, kurtosis=ku) if np.isfinite(s) else np.nan
+            for s, n, sk, ku in zip(sr, part["n_obs"], part["skew"], part["kurtosis"], strict=True)
+        ]  # fmt: skip
+        table.loc[idx, "dsr"] = dsr
+    return table
+
+
+def merge_results(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate the tables of grid chunks and recompute ``dsr`` over all trials."""
+    if not parts:
+        raise ValueError("merge_results: no parts given")
+    table = pd.concat(list(parts), ignore_index=True)
+    dupes = table.duplicated(["symbol", "combo"])
+    if dupes.any():
+        raise ValueError(
+            f"merge_results: {int(dupes.sum())} (symbol, combo) rows appear twice; "
+            "were the same chunks passed twice?"
+        )
+    table = table.sort_values(["symbol", "combo"], kind="stable").reset_index(drop=True)
+    return add_deflated_sharpe(table.drop(columns=["dsr"], errors="ignore"))
+
+
+def best_params(
+    table: pd.DataFrame, metric: str = "sharpe", param_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Parameters of the best row by ``metric`` (NaN ranks last; lower-is-better metrics
+    such as ``max_drawdown`` are minimised). With several symbols, the mean over symbols."""
+    from deeptrade.backtest.metrics import LOWER_IS_BETTER
+
+    if metric not in table.columns:
+        raise ValueError(f"best_params: unknown metric {metric!r}; use one of {list(METRICS)}")
+    names = list(param_names) if param_names is not None else _param_columns(table)
+    score = table.groupby("combo", sort=True)[metric].mean()
+    values = score.to_numpy()
+    if metric in LOWER_IS_BETTER:
+        values = -values
+    values = np.where(np.isfinite(values) | (values == np.inf), values, -np.inf)
+    combo = score.index[int(np.argmax(values))]
+    row = table[table["combo"] == combo].iloc[0]
+    return {k: _py(row[k]) for k in names}
+
+
+def _param_columns(table: pd.DataFrame) -> list[str]:
+    skip = {"symbol", "combo", "dsr", *METRICS}
+    return [c for c in table.columns if c not in skip]
+
+
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x

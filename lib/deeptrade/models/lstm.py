@@ -1,0 +1,60 @@
+"""Bidirectional LSTM over the window, pooled by learned attention or by the end states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deeptrade.models.base import ScoreHead
+
+
+@dataclass(kw_only=True)
+class LSTMConfig:
+    hidden: int = 64
+    """Hidden units per direction."""
+    layers: int = 1
+    """Stacked LSTM layers."""
+    dropout: float = 0.1
+    """Dropout between LSTM layers (needs layers > 1) and before the head."""
+    attention: bool = True
+    """Pool time steps with learned attention weights; else concatenate the end states."""
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.layers < 1:
+            raise ValueError(f"lstm: hidden ({self.hidden}) and layers ({self.layers}) must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lstm: dropout must be in [0, 1), got {self.dropout}")
+
+
+class BiLSTM(nn.Module):
+    """``x [B, L, F] -> score [B]``."""
+
+    def __init__(self, cfg: LSTMConfig, *, n_features: int, window: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(
+            n_features,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
+        width = 2 * cfg.hidden
+        # No bias: softmax ignores a shift, so a bias would get zero gradient forever.
+        self.attn = nn.Linear(width, 1, bias=False) if cfg.attention else None
+        self.head = ScoreHead(width, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(x)  # [B, L, 2H]
+        if self.attn is not None:
+            w = torch.softmax(self.attn(h), dim=1)  # [B, L, 1]
+            pooled = (w * h).sum(dim=1)
+        else:
+            # The forward direction has read the whole window at the last step, the backward
+            # direction at the first.
+            hid = self.cfg.hidden
+            pooled = torch.cat([h[:, -1, :hid], h[:, 0, hid:]], dim=-1)
+        return self.head(pooled)
