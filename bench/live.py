@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 
 from deeptrade.live.adapters import PredictionPolicy  # noqa: E402
 from deeptrade.live.decide import Decider  # noqa: E402
-from deeptrade.live.protocols import Bar  # noqa: E402
+from deeptrade.live.protocols import Bar, FeatureState  # noqa: E402
 from deeptrade.live.risk import RiskConfig, RiskContext, check_orders  # noqa: E402
 from deeptrade.live.simple import RollingFeatures  # noqa: E402
 
@@ -46,13 +46,17 @@ STEP = dt.timedelta(minutes=1)
 
 
 def _features() -> tuple[Any, list[str], str]:
+    fallback = RollingFeatures(window=20)
+    label = "deeptrade.live.simple.RollingFeatures (4 features)"
     try:
         from deeptrade.features.streaming import StreamingFeatures  # type: ignore[import-not-found]
-    except ImportError:
-        f = RollingFeatures(window=20)
-        return f, list(f.feature_names), "deeptrade.live.simple.RollingFeatures (4 features)"
-    sf = StreamingFeatures()
-    names = list(getattr(sf, "feature_names", []))
+
+        sf = StreamingFeatures()
+        names = list(sf.feature_names)
+    except Exception as exc:  # not written yet, or an API this bench does not know
+        return fallback, list(fallback.feature_names), f"{label}; StreamingFeatures: {exc!r}"
+    if not isinstance(sf, FeatureState):
+        return fallback, list(fallback.feature_names), f"{label}; StreamingFeatures lacks update()"
     return sf, names, f"deeptrade.features.streaming.StreamingFeatures ({len(names)} features)"
 
 

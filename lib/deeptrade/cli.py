@@ -31,26 +31,54 @@ def cmd_run(job: str, args: list[str]) -> int:
     return 0
 
 
+def expand_sweep(args: list[str]) -> list[list[str]]:
+    """Hydra's cartesian product of ``a=1,2 b=x,y`` (the same expansion as ``-m``)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(args)
+    return [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
+
+
 def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
-    if "-m" in args or "--multirun" in args:
-        extra = ["hydra.launcher.wait=true"] if wait else []
-        return cmd_run(job, [*args, *extra])
-    from deeptrade.config.compose import load
+    """Submit one job, or a ``-m`` sweep as one array.
+
+    Sweeps are expanded here rather than through Hydra's multirun, which composes every point
+    before launching (seconds for a large sweep): we compose the first point and one point per
+    distinct config-group choice, which catches every key and group typo; nodes compose the rest.
+    """
+    from deeptrade.config.compose import config_groups, load
     from deeptrade.launch.sweeps import format_status, submit_sweep
     from deeptrade.launch.sweeps import wait as wait_sweep
 
-    cfg = load(job, args)  # validates on the submit side: a typo never reaches the queue
+    multirun = "-m" in args or "--multirun" in args
+    args = [a for a in args if a not in ("-m", "--multirun")]
+    points = expand_sweep(args) if multirun else [args]
+    groups = config_groups()
+    checked: set[tuple[str, ...]] = set()
+    cfg = None
+    for point in points:
+        choice = tuple(o for o in point if o.split("=", 1)[0].lstrip("+~") in groups)
+        if choice not in checked:
+            checked.add(choice)
+            point_cfg = load(job, point)  # a typo never reaches the queue
+            cfg = cfg or point_cfg
+    assert cfg is not None
     root = Path(cfg.paths.root).expanduser().resolve()
-    record = submit_sweep(job, [[*args, f"paths.root={root}"]], cfg.cluster, root)
-    task = record.tasks[0]
-    print(
-        f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, state {task.state or 'PENDING'})"
-    )
-    if wait and task.job_id:
+    record = submit_sweep(job, [[*p, f"paths.root={root}"] for p in points], cfg.cluster, root)
+    if multirun:
+        print(f"sweep {record.id}: {len(points)} task(s) of '{job}' on {record.cluster}"
+              + (f" (array {', '.join(record.array_ids)})" if record.array_ids else ""))
+        print(f"  follow it with: deeptrade status {record.id}")
+    else:
+        task = record.tasks[0]
+        print(f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, "
+              f"state {task.state or 'PENDING'})")
+    if wait and record.array_ids:
         status = wait_sweep(record)
         print(format_status(record, status))
         return 0 if all(s.state == "COMPLETED" for s in status) else 1
-    return 0 if task.state in (None, "COMPLETED") else 1
+    return 0 if all(t.state in (None, "COMPLETED") for t in record.tasks) else 1
 
 
 def cmd_status(ident: str, root: Path, *, wait: bool, as_json: bool) -> int:

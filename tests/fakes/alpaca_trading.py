@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import socket
 import threading
 import uuid
 from collections.abc import Sequence
@@ -39,23 +38,6 @@ from tests.fakes.server import FakeServer, Request, Response
 TERMINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
 
 
-class NoDelayServer(FakeServer):
-    """A FakeServer whose answers are not held back ~40 ms each by Nagle's algorithm.
-
-    ``FakeServer`` writes the headers and the body in two small writes; with Nagle on, the
-    body waits for the client's delayed ACK of the headers (40 ms on Linux). A live cycle
-    makes a dozen requests, so this is the difference between 50 ms and 500 ms per cycle.
-    Answers to clients that already gave up (stall faults) are dropped quietly.
-    """
-
-    @staticmethod
-    def _send(h: Any, resp: Response) -> None:
-        try:
-            h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            FakeServer._send(h, resp)
-        except OSError:
-            # The client gave up (a stall fault outlived its timeout): nobody is listening.
-            h.close_connection = True
 
 
 def _iso(t: dt.datetime) -> str:

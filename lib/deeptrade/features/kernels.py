@@ -130,13 +130,13 @@ def copy_state(state: tuple) -> tuple:
     return tuple(a.copy() for a in state)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _is_flat(diff: float, scale: float) -> bool:
     # TA-Lib 0.8's TA_IS_ZERO_SCALED: a range within ~90 ulp of the prices is no range at all.
     return abs(diff) <= TA_EPSILON * scale
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _shifted_sums(ring: np.ndarray, row: int, t: int, w: int, mask: int, shift: float):
     p1 = 0.0
     p2 = 0.0
@@ -147,7 +147,7 @@ def _shifted_sums(ring: np.ndarray, row: int, t: int, w: int, mask: int, shift: 
     return p1, p2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rolling_var(
     ring: np.ndarray, row: int, t: int, w: int, mask: int, sc: np.ndarray, s: int, reseed: int
 ):
@@ -211,7 +211,7 @@ def _rolling_var(
     return var, dev, reseed
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _window_max(ring: np.ndarray, row: int, t: int, w: int, mask: int, best: float, at: int):
     """Max of the last w values, tracking where it sits; rescans only when it leaves."""
     start = t - w + 1
@@ -230,7 +230,7 @@ def _window_max(ring: np.ndarray, row: int, t: int, w: int, mask: int, best: flo
     return best, at
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _window_min(ring: np.ndarray, row: int, t: int, w: int, mask: int, best: float, at: int):
     """Min of the last w values, tracking where it sits; rescans only when it leaves."""
     start = t - w + 1

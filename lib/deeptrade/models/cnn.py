@@ -38,7 +38,9 @@ class CNN1D(nn.Module):
         for i in range(cfg.layers):
             d = 2**i
             blocks += [
-                nn.Conv1d(c_in, cfg.channels, cfg.kernel, dilation=d, padding=d * (cfg.kernel // 2)),
+                nn.Conv1d(
+                    c_in, cfg.channels, cfg.kernel, dilation=d, padding=d * (cfg.kernel // 2)
+                ),
                 nn.GELU(),
                 nn.Dropout(cfg.dropout),
             ]

@@ -48,7 +48,9 @@ class EnsembleConfig:
                     f"ensemble: {len(self.weights)} weights for {len(self.members)} members"
                 )
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError(f"ensemble: weights must be >= 0 with a positive sum: {self.weights}")
+                raise ValueError(
+                    f"ensemble: weights must be >= 0 with a positive sum: {self.weights}"
+                )
         if self.folds < 2:
             raise ValueError(f"ensemble: folds must be >= 2, got {self.folds}")
         if self.meta.get("last_k", 1) != 1:

@@ -23,7 +23,9 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.layers < 1:
-            raise ValueError(f"lstm: hidden ({self.hidden}) and layers ({self.layers}) must be >= 1")
+            raise ValueError(
+                f"lstm: hidden ({self.hidden}) and layers ({self.layers}) must be >= 1"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lstm: dropout must be in [0, 1), got {self.dropout}")
 

@@ -28,7 +28,9 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
-            raise ValueError(f"transformer: heads ({self.heads}) must divide d_model ({self.d_model})")
+            raise ValueError(
+                f"transformer: heads ({self.heads}) must divide d_model ({self.d_model})"
+            )
         if self.pool not in ("mean", "last"):
             raise ValueError(f"transformer: pool must be mean or last, got {self.pool!r}")
         if not 0.0 <= self.dropout < 1.0:

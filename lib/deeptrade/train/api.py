@@ -127,7 +127,9 @@ def prepare(
     names = list(spec.features) or feature_columns(frames[0])
     if not names:
         raise ValueError("no feature columns found; list them in features= or check the frame")
-    series: list[SeriesArrays] = [frame_to_arrays(f, lab, names) for f, lab in zip(frames, label_list, strict=True)]
+    series: list[SeriesArrays] = [
+        frame_to_arrays(f, lab, names) for f, lab in zip(frames, label_list, strict=True)
+    ]
 
     # Cut every series at the same instants so no symbol trains on a period another validates on.
     union = pd.DatetimeIndex(np.unique(np.concatenate([s.timestamps.asi8 for s in series])))
@@ -146,7 +148,9 @@ def prepare(
     offset = 0
     for s in series:
         ok = valid_ends(len(s.X), window=spec.window, warmup=s.warmup, y=s.y)
-        sp = purged_splits(s.timestamps, horizon=spec.horizon, embargo=spec.embargo, cuts=cuts).restrict(ok)
+        sp = purged_splits(
+            s.timestamps, horizon=spec.horizon, embargo=spec.embargo, cuts=cuts
+        ).restrict(ok)
         for k in parts:
             parts[k].append(getattr(sp, k) + offset)
         offset += len(s.X)
@@ -201,13 +205,20 @@ class _Ctx:
 
 
 def _train_neural(
-    ctx: _Ctx, name: str, cfg: Any, train: np.ndarray, val: np.ndarray, ckpt_dir: Path,
+    ctx: _Ctx,
+    name: str,
+    cfg: Any,
+    train: np.ndarray,
+    val: np.ndarray,
+    ckpt_dir: Path,
     metrics_path: Path | None,
 ) -> tuple[torch.nn.Module, TrainResult]:
     spec, d = ctx.spec, ctx.data
     # Same initial weights on every rank (DDP would broadcast them anyway; DeepSpeed does not).
     torch.manual_seed(spec.trainer.seed)
-    module = build_model(name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head)
+    module = build_model(
+        name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+    )
     trainer = Trainer(
         module,
         spec.trainer,
@@ -223,7 +234,9 @@ def _train_neural(
         step_hook=ctx.step_hook,
     )
     result = trainer.run()
-    best = build_model(name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head)
+    best = build_model(
+        name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+    )
     if result.status != "preempted":
         best.load_state_dict(trainer.best_state_dict())
     return best.eval(), result
@@ -235,7 +248,9 @@ def _windows(d: Prepared, ends: np.ndarray, window: int) -> tuple[np.ndarray, np
 
 def _train_xgb(ctx: _Ctx, cfg: Any, train: np.ndarray, val: np.ndarray) -> XGBModel:
     spec, d = ctx.spec, ctx.data
-    model = build_model("xgboost", cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head)
+    model = build_model(
+        "xgboost", cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+    )
     xt, yt = _windows(d, train, spec.window)
     xv, yv = _windows(d, val, spec.window)
     return model.fit(xt, yt, x_val=xv, y_val=yv, seed=spec.trainer.seed)
@@ -255,14 +270,22 @@ def _train_members(
         cfg = model_config(name, {k: v for k, v in m.items() if k != "name"})
         if name in NEURAL:
             mod, res = _train_neural(
-                ctx, name, cfg, train, ctx.data.val, ctx.checkpoint_dir / f"{prefix}member-{i}", None
+                ctx,
+                name,
+                cfg,
+                train,
+                ctx.data.val,
+                ctx.checkpoint_dir / f"{prefix}member-{i}",
+                None,
             )
             if res.status == "preempted":
                 return None
             members.append(Member(name=name, config=cfg, model=mod))
             results.append(res)
         else:
-            members.append(Member(name=name, config=cfg, model=_train_xgb(ctx, cfg, train, ctx.data.val)))
+            members.append(
+                Member(name=name, config=cfg, model=_train_xgb(ctx, cfg, train, ctx.data.val))
+            )
     return members, results
 
 
@@ -317,31 +340,52 @@ def train_model(
     ckpt_dir = Path(checkpoint_dir)
     data = prepare(spec, features, labels)
     ctx = _Ctx(
-        spec=spec, data=data, env=env, checkpoint_dir=ckpt_dir,
-        metrics_path=out / "metrics.jsonl", preempt=preempt,
-        fault_hook=fault_hook, step_hook=step_hook,
+        spec=spec,
+        data=data,
+        env=env,
+        checkpoint_dir=ckpt_dir,
+        metrics_path=out / "metrics.jsonl",
+        preempt=preempt,
+        fault_hook=fault_hook,
+        step_hook=step_hook,
     )
     log.info(
         "train %s: %d features, window %d, windows train/val/test = %d/%d/%d, rank %d/%d",
-        spec.model, len(data.feature_names), spec.window, len(data.train), len(data.val),
-        len(data.test), env.rank, env.world_size,
+        spec.model,
+        len(data.feature_names),
+        spec.window,
+        len(data.train),
+        len(data.val),
+        len(data.test),
+        env.rank,
+        env.world_size,
     )
     device = pick_device(env, spec.trainer.device)
     uses_ds = spec.trainer.engine == "deepspeed" and (
         spec.model in NEURAL
-        or (spec.model in ENSEMBLES and any(m["name"] in NEURAL for m in model_config(spec.model, spec.params).members))
+        or (
+            spec.model in ENSEMBLES
+            and any(m["name"] in NEURAL for m in model_config(spec.model, spec.params).members)
+        )
     )
     result: dict[str, Any] = {
-        "status": "completed", "bundle": None, "rank": env.rank, "world_size": env.world_size,
-        "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+        "status": "completed",
+        "bundle": None,
+        "rank": env.rank,
+        "world_size": env.world_size,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
         "feature_names": data.feature_names,
     }
-    with process_group(env, device, always=uses_ds):
+    with process_group(env, device, always=uses_ds, keep=uses_ds):
         cfg = model_config(spec.model, spec.params)
         members: list[Member] | None = None
         weights = None
         if spec.model in NEURAL:
-            model, res = _train_neural(ctx, spec.model, cfg, data.train, data.val, ckpt_dir, ctx.metrics_path)
+            model, res = _train_neural(
+                ctx, spec.model, cfg, data.train, data.val, ckpt_dir, ctx.metrics_path
+            )
             result.update(_result_facts(res))
             if res.status == "preempted":
                 return result
@@ -379,7 +423,9 @@ def train_model(
                 ends = getattr(data, split)
                 x, y = _windows(data, ends, spec.window)
                 metrics[split] = evaluate(
-                    spec.head, scorer.scores(x), y.astype(np.float64) * data.label_scale,  # type: ignore[arg-type]
+                    spec.head,
+                    scorer.scores(x),
+                    y.astype(np.float64) * data.label_scale,  # type: ignore[arg-type]
                     label_scale=data.label_scale,
                 )
                 metrics[split]["n"] = len(ends)
@@ -423,11 +469,16 @@ def _result_facts(res: TrainResult) -> dict[str, Any]:
     }
 
 
-def _finish(result: dict[str, Any], env: DistEnv, out: Path, data: Prepared, spec: TrainSpec) -> dict[str, Any]:
+def _finish(
+    result: dict[str, Any], env: DistEnv, out: Path, data: Prepared, spec: TrainSpec
+) -> dict[str, Any]:
     if env.is_main:
-        atomic_write_text(out / "result.json", json.dumps(
-            {k: v for k, v in result.items() if k != "step_losses"}, indent=1, default=str
-        ))
+        atomic_write_text(
+            out / "result.json",
+            json.dumps(
+                {k: v for k, v in result.items() if k != "step_losses"}, indent=1, default=str
+            ),
+        )
     if tdist.is_initialized() and tdist.get_world_size() > 1:
         # When train_model returns on any rank, rank 0's bundle is on disk.
         tdist.barrier()

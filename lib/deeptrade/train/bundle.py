@@ -54,8 +54,10 @@ def _config_dict(cfg: Any) -> dict[str, Any]:
 def _write_model(directory: Path, m: Member) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     if m.name in NEURAL:
-        state = {k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
-                 for k, v in m.model.state_dict().items()}
+        state = {
+            k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
+            for k, v in m.model.state_dict().items()
+        }
         torch.save(state, directory / "weights.pt")
         file = "weights.pt"
     elif m.name == "xgboost":
@@ -105,7 +107,9 @@ def save_bundle(
     if {"kind", "horizon"} - set(label):
         raise ValueError(f"label must have kind and horizon, got {label}")
     if len(feature_names) != len(scaler.mean):
-        raise ValueError(f"{len(feature_names)} feature names but the scaler has {len(scaler.mean)}")
+        raise ValueError(
+            f"{len(feature_names)} feature names but the scaler has {len(scaler.mean)}"
+        )
     meta: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "model": {"name": model.name, "config": _config_dict(model.config)},
@@ -135,7 +139,9 @@ def save_bundle(
                 meta["weights"] = list(weights) if weights is not None else None
             else:
                 if not isinstance(model.model, XGBModel):
-                    raise ValueError("ensemble_stack bundle needs the fitted stacker as model.model")
+                    raise ValueError(
+                        "ensemble_stack bundle needs the fitted stacker as model.model"
+                    )
                 (tmp / "stacker.json").write_bytes(model.model.to_bytes())
         else:
             meta["file"] = _write_model(tmp, model)["file"]
@@ -143,8 +149,16 @@ def save_bundle(
     return Path(directory)
 
 
-def _load_model(directory: Path, name: str, config: dict[str, Any], *, n_features: int,
-                window: int, head: Head, device: str) -> Any:
+def _load_model(
+    directory: Path,
+    name: str,
+    config: dict[str, Any],
+    *,
+    n_features: int,
+    window: int,
+    head: Head,
+    device: str,
+) -> Any:
     cfg = model_config(name, config)
     model = build_model(name, cfg, n_features=n_features, window=window, head=head)
     if name in NEURAL:
@@ -208,7 +222,9 @@ class Bundle:
             out[self.window - 1 :] = np.concatenate(preds)
         if "warmup" in frame.columns:
             out[frame["warmup"].to_numpy(bool)] = np.nan
-        index = pd.DatetimeIndex(frame["timestamp"]) if "timestamp" in frame.columns else frame.index
+        index = (
+            pd.DatetimeIndex(frame["timestamp"]) if "timestamp" in frame.columns else frame.index
+        )
         return pd.Series(out, index=index, name="prediction")
 
 
@@ -217,10 +233,14 @@ def load_bundle(directory: str | os.PathLike[str], *, device: str = "cpu") -> Bu
     path = Path(directory)
     meta_path = path / BUNDLE_FILE
     if not meta_path.is_file():
-        raise ValueError(f"{path} is not a model bundle (no {BUNDLE_FILE}); point at a train artifact's bundle")
+        raise ValueError(
+            f"{path} is not a model bundle (no {BUNDLE_FILE}); point at a train artifact's bundle"
+        )
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: bundle format {meta.get('format')} is not {FORMAT_VERSION}; retrain")
+        raise ValueError(
+            f"{path}: bundle format {meta.get('format')} is not {FORMAT_VERSION}; retrain"
+        )
     head = check_head(meta["head"])
     window = int(meta["window"])
     names = list(meta["features"]["names"])
@@ -235,7 +255,9 @@ def load_bundle(directory: str | os.PathLike[str], *, device: str = "cpu") -> Bu
         else:
             ens_cfg = model_config(name, meta["model"]["config"])
             stacker = StackedEnsemble.new_meta(ens_cfg, len(members), head)
-            scorer = StackedEnsemble(members, stacker.load_bytes((path / "stacker.json").read_bytes()))
+            scorer = StackedEnsemble(
+                members, stacker.load_bytes((path / "stacker.json").read_bytes())
+            )
     else:
         scorer = _load_model(path, name, meta["model"]["config"], **kw)
     return Bundle(

@@ -11,6 +11,7 @@ splits purge such samples and can embargo a further gap after each held-out bloc
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,10 +194,12 @@ def purged_splits(
         v, te = (int(ts.searchsorted(pd.Timestamp(c), side="left")) for c in cuts)
     else:
         if len(fractions) != 3 or any(f < 0 for f in fractions) or fractions[0] <= 0:
-            raise ValueError(f"fractions must be 3 non-negative numbers (train > 0), got {fractions}")
+            raise ValueError(
+                f"fractions must be 3 non-negative numbers (train > 0), got {fractions}"
+            )
         total = float(sum(fractions))
-        v = int(round(n * fractions[0] / total))
-        te = int(round(n * (fractions[0] + fractions[1]) / total))
+        v = round(n * fractions[0] / total)
+        te = round(n * (fractions[0] + fractions[1]) / total)
     if not 0 <= v <= te <= n or (cuts is None and v == 0):
         raise ValueError(f"bad cut points val={v}, test={te} for {n} rows")
     rows = np.arange(n, dtype=np.int64)
@@ -209,7 +212,9 @@ def purged_splits(
     return Splits(train=train, val=val, test=test, starts=(0, v, te))
 
 
-def purged_kfold(n: int, k: int, *, horizon: int, embargo: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def purged_kfold(
+    n: int, k: int, *, horizon: int, embargo: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """K contiguous folds; for each, ``(train_rows, held_out_rows)`` purged and embargoed.
 
     Training rows before the held-out block are dropped when their label window reaches it;
@@ -221,7 +226,7 @@ def purged_kfold(n: int, k: int, *, horizon: int, embargo: int = 0) -> list[tupl
     bounds = np.linspace(0, n, k + 1).round().astype(np.int64)
     rows = np.arange(n, dtype=np.int64)
     folds = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds.tolist()):
         before = rows[(rows < lo) & (rows + horizon < lo)]
         after = rows[rows >= hi + horizon + embargo]
         folds.append((np.concatenate([before, after]), rows[lo:hi]))
@@ -248,7 +253,10 @@ def feature_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
     """Numeric columns of a features frame that are model inputs, in frame order."""
     skip = set(RESERVED_COLUMNS) | set(exclude)
     return [
-        c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+        c
+        for c in frame.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(frame[c])
         and not pd.api.types.is_bool_dtype(frame[c])
     ]
 
@@ -264,7 +272,9 @@ def frame_to_arrays(
     by timestamp (aligned by timestamp; missing ones become NaN), or None for column ``label``.
     """
     if "timestamp" not in frame.columns:
-        raise ValueError("features frame has no 'timestamp' column; pass the features artifact frame")
+        raise ValueError(
+            "features frame has no 'timestamp' column; pass the features artifact frame"
+        )
     missing = [c for c in feature_names if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -287,5 +297,7 @@ def frame_to_arrays(
         if len(y) != len(frame):
             raise ValueError(f"labels have {len(y)} rows, features {len(frame)}; align them first")
     X = np.ascontiguousarray(frame[list(feature_names)].to_numpy(np.float32))
-    warm = frame["warmup"].to_numpy(bool) if "warmup" in frame.columns else np.zeros(len(frame), bool)
+    warm = (
+        frame["warmup"].to_numpy(bool) if "warmup" in frame.columns else np.zeros(len(frame), bool)
+    )
     return SeriesArrays(X=X, y=y.astype(np.float32), timestamps=ts, warmup=warm)

@@ -199,13 +199,19 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def process_group(
-    env: DistEnv, device: torch.device, *, always: bool = False, timeout_s: float = 600.0
+    env: DistEnv,
+    device: torch.device,
+    *,
+    always: bool = False,
+    keep: bool = False,
+    timeout_s: float = 600.0,
 ) -> Iterator[bool]:
     """Join the job's process group for the block; yields whether one is active.
 
     A single process gets no group unless ``always`` (DeepSpeed needs one even alone; it then
     rendezvouses on a free local port). A group that already exists is used as is and left
-    alone; one created here is destroyed on exit.
+    alone; one created here is destroyed on exit unless ``keep`` (DeepSpeed caches its
+    groups for the life of the process, so once it has used one it must stay up).
     """
     if tdist.is_initialized():
         yield True
@@ -228,9 +234,16 @@ def process_group(
     )
     log.info(
         "rank %d/%d (local %d, %s) joined %s group at %s:%d",
-        env.rank, env.world_size, env.local_rank, env.source, backend, env.master_addr, port,
+        env.rank,
+        env.world_size,
+        env.local_rank,
+        env.source,
+        backend,
+        env.master_addr,
+        port,
     )
     try:
         yield True
     finally:
-        tdist.destroy_process_group()
+        if not keep:
+            tdist.destroy_process_group()

@@ -14,7 +14,9 @@ from deeptrade.models.heads import Head, output
 MONITORS = {"val_loss": False, "val_mse": False, "val_ic": True, "val_dir_acc": True}
 
 
-def evaluate(head: Head, scores: np.ndarray, y: np.ndarray, *, label_scale: float = 1.0) -> dict[str, float]:
+def evaluate(
+    head: Head, scores: np.ndarray, y: np.ndarray, *, label_scale: float = 1.0
+) -> dict[str, float]:
     """Metrics of raw ``scores`` against labels ``y`` (in the label's own units).
 
     - ``mse``: of the predicted label (regression); Brier score of P(up) vs 1[y > 0] (direction)
@@ -83,5 +85,7 @@ class EarlyStopping:
 
     def load(self, state: dict) -> None:
         self.best, self.best_epoch, self.bad_epochs = (
-            state["best"], state["best_epoch"], state["bad_epochs"],
+            state["best"],
+            state["best_epoch"],
+            state["bad_epochs"],
         )

@@ -20,9 +20,20 @@ from typing import Any, Literal
 
 from deeptrade.train.dist import PORT_BASE, PORT_SPAN
 
-_LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                  "MASTER_PORT", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS",
-                  "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST", "SLURM_JOB_ID")
+_LAUNCHER_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_NTASKS",
+    "SLURM_JOB_NODELIST",
+    "SLURM_STEP_NODELIST",
+    "SLURM_JOB_ID",
+)
 
 
 def _port_free(port: int) -> bool:
@@ -45,20 +56,32 @@ def _free_port_in_slurm_range() -> int:
 def rank_environ(rank: int, nprocs: int, port: int, style: str) -> dict[str, str]:
     if style == "torchrun":
         return {
-            "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nprocs),
-            "LOCAL_WORLD_SIZE": str(nprocs), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(nprocs),
+            "LOCAL_WORLD_SIZE": str(nprocs),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
         }
     # A job id whose derived port (see DistEnv.master_port) is the free one we picked.
     job_id = 7 * PORT_SPAN + (port - PORT_BASE)
     return {
-        "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NTASKS": str(nprocs),
-        "SLURM_JOB_NODELIST": "localhost", "SLURM_JOB_ID": str(job_id),
+        "SLURM_PROCID": str(rank),
+        "SLURM_LOCALID": str(rank),
+        "SLURM_NTASKS": str(nprocs),
+        "SLURM_JOB_NODELIST": "localhost",
+        "SLURM_JOB_ID": str(job_id),
     }
 
 
 def _child(
-    rank: int, environ: dict[str, str], threads: int, fn: Callable[..., Any],
-    args: tuple[Any, ...], kwargs: dict[str, Any], results: Any,
+    rank: int,
+    environ: dict[str, str],
+    threads: int,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    results: Any,
 ) -> None:
     for k in _LAUNCHER_VARS:
         os.environ.pop(k, None)
@@ -95,7 +118,15 @@ def spawn(
     procs = [
         ctx.Process(
             target=_child,
-            args=(r, rank_environ(r, nprocs, port, style), threads, fn, args, kwargs or {}, results),
+            args=(
+                r,
+                rank_environ(r, nprocs, port, style),
+                threads,
+                fn,
+                args,
+                kwargs or {},
+                results,
+            ),
             daemon=False,
         )
         for r in range(nprocs)
@@ -108,8 +139,10 @@ def spawn(
             try:
                 rank, ok, value = results.get(timeout=timeout_s)
             except queue.Empty:
-                raise TimeoutError(f"ranks {sorted(set(range(nprocs)) - set(out))} gave no result "
-                                   f"within {timeout_s} s") from None
+                raise TimeoutError(
+                    f"ranks {sorted(set(range(nprocs)) - set(out))} gave no result "
+                    f"within {timeout_s} s"
+                ) from None
             if not ok:
                 raise RuntimeError(f"rank {rank} failed:\n{value}")
             out[rank] = value

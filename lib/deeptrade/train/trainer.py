@@ -181,7 +181,9 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self.status: str | None = None
-        self.early = EarlyStopping(monitor=cfg.monitor, patience=cfg.patience, min_delta=cfg.min_delta)
+        self.early = EarlyStopping(
+            monitor=cfg.monitor, patience=cfg.patience, min_delta=cfg.min_delta
+        )
         self.history: list[dict[str, float]] = []
         self.step_losses: list[float] = []
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -200,7 +202,8 @@ class Trainer:
         self._preempt.set()
 
     def run(self) -> TrainResult:
-        with process_group(self.env, self.device, always=self.cfg.engine == "deepspeed"):
+        ds = self.cfg.engine == "deepspeed"
+        with process_group(self.env, self.device, always=ds, keep=ds):
             self._setup()
             self._resume()
             if self.status is None:
@@ -223,7 +226,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.manual_seed(self.cfg.seed + 1_000_003 * (self.env.rank + 1))
         model = self.model.to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
         self.distributed = tdist.is_initialized() and tdist.get_world_size() > 1
         if self.cfg.engine == "ddp":
             self.optimizer = opt
@@ -245,8 +250,13 @@ class Trainer:
             self.scaler = None
         log.info(
             "engine=%s precision=%s device=%s ranks=%d global_batch=%d micro=%d accumulation=%d",
-            self.cfg.engine, self.precision, self.device, self.env.world_size,
-            self.cfg.global_batch_size, self.micro, self.accumulation,
+            self.cfg.engine,
+            self.precision,
+            self.device,
+            self.env.world_size,
+            self.cfg.global_batch_size,
+            self.micro,
+            self.accumulation,
         )
 
     def deepspeed_config(self) -> dict[str, Any]:
@@ -292,7 +302,9 @@ class Trainer:
                 if self.step_hook is not None:
                     self.step_hook(self, self.global_step)
                 if self._any(self._preempt.is_set()):
-                    log.warning("checkpoint requested: saving step %d and stopping", self.global_step)
+                    log.warning(
+                        "checkpoint requested: saving step %d and stopping", self.global_step
+                    )
                     self._save_checkpoint()
                     return "preempted"
                 if cfg.max_steps and self.global_step >= cfg.max_steps:
@@ -415,7 +427,11 @@ class Trainer:
         log.warning(
             "out of memory in %s at micro_batch_size=%d: now micro_batch_size=%d, accumulation=%d "
             "(global batch %d unchanged)",
-            where, old, self.micro, self.accumulation, self.cfg.global_batch_size,
+            where,
+            old,
+            self.micro,
+            self.accumulation,
+            self.cfg.global_batch_size,
         )
 
     # ------------------------------------------------------------------ collectives
@@ -490,7 +506,11 @@ class Trainer:
         s = torch.cat(scores)
         y = torch.from_numpy(self.val_ds.labels().astype(np.float32))
         out = {"loss": float(loss_fn(self.head, s, y))}
-        out.update(evaluate(self.head, s.numpy(), y.numpy() * self.label_scale, label_scale=self.label_scale))
+        out.update(
+            evaluate(
+                self.head, s.numpy(), y.numpy() * self.label_scale, label_scale=self.label_scale
+            )
+        )
         return out
 
     def _full_state_dict(self) -> dict[str, torch.Tensor]:
@@ -625,7 +645,11 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["grad_scaler"])
         t = state["trainer"]
-        self.epoch, self.step_in_epoch, self.global_step = t["epoch"], t["step_in_epoch"], t["global_step"]
+        self.epoch, self.step_in_epoch, self.global_step = (
+            t["epoch"],
+            t["step_in_epoch"],
+            t["global_step"],
+        )
         self.status, self.history, self.step_losses = t["status"], t["history"], t["step_losses"]
         self.early.load(t["early"])
         self.best_state = t["best_state"]
@@ -642,7 +666,9 @@ class Trainer:
         else:
             log.warning(
                 "checkpoint has RNG states of %d ranks, this run has %d: dropout streams restart "
-                "(results will differ from an uninterrupted run)", len(rngs), self.env.world_size,
+                "(results will differ from an uninterrupted run)",
+                len(rngs),
+                self.env.world_size,
             )
         self.resumed_from = self.global_step
         log.info("resumed from %s (epoch %d, step %d)", path, self.epoch, self.global_step)
@@ -651,14 +677,18 @@ class Trainer:
 
     def _result(self, status: str) -> TrainResult:
         self._flush_losses()
-        best = self.history[self.early.best_epoch] if 0 <= self.early.best_epoch < len(self.history) else (
-            self.history[-1] if self.history else {}
+        best = (
+            self.history[self.early.best_epoch]
+            if 0 <= self.early.best_epoch < len(self.history)
+            else (self.history[-1] if self.history else {})
         )
         return TrainResult(
             status=status,
             global_step=self.global_step,
             epochs=self.epoch,
-            best_epoch=self.early.best_epoch if self.early.best is not None else len(self.history) - 1,
+            best_epoch=self.early.best_epoch
+            if self.early.best is not None
+            else len(self.history) - 1,
             best=dict(best),
             history=[dict(h) for h in self.history],
             step_losses=list(self.step_losses),
@@ -714,4 +744,3 @@ class PreemptionHandler:
         self.restore()
         if self.event.is_set() and callable(self._previous):
             self._previous(self.signum, self._frame)
-

@@ -48,7 +48,8 @@ class DeeptradeLauncher(Launcher):
 
         assert self.config is not None, "setup() was not called"
         job = str(self.config.hydra.job.name)
-        if any(o.split("=", 1)[0] == "cluster" for point in job_overrides for o in point):
+        profiles = {o for point in job_overrides for o in point if o.split("=", 1)[0] == "cluster"}
+        if len(profiles) > 1:
             raise ValueError(
                 "Sweeping over 'cluster' is not supported: submit one sweep per profile"
             )

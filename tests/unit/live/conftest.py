@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 
 from deeptrade.live.broker import AlpacaKeys
 from deeptrade.live.engine import LiveEngine
-from tests.fakes.alpaca_trading import FakeAlpaca, NoDelayServer
+from tests.fakes.alpaca_trading import FakeAlpaca
 from tests.fakes.server import FakeServer
 from tests.unit.live.harness import KEY_ID, PRICES, SECRET, build_engine, history
 
@@ -22,10 +21,8 @@ def keys() -> AlpacaKeys:
 
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
-    srv = NoDelayServer().start()
-    yield srv
-    # shutdown() waits out serve_forever's 0.5 s poll: let it finish in the background.
-    threading.Thread(target=srv.stop, daemon=True).start()
+    with FakeServer() as srv:
+        yield srv
 
 
 @pytest.fixture

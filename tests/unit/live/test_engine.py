@@ -20,8 +20,8 @@ import pytest
 
 from deeptrade.live.broker import AlpacaKeys, BrokerError
 from deeptrade.live.engine import KillSwitchEngaged, LiveEngine, ReconcileError
-from tests.fakes.alpaca_trading import FakeAlpaca, NoDelayServer
-from tests.fakes.server import Fault
+from tests.fakes.alpaca_trading import FakeAlpaca
+from tests.fakes.server import FakeServer, Fault
 from tests.unit.live.harness import KEY_ID, NOW, PRICES, SECRET, STEP, build_engine, history
 
 TARGETS = {"AAA": 10.0, "CCC": 52.0}
@@ -107,7 +107,7 @@ def test_forming_bar_never_reaches_the_decision(keys: AlpacaKeys, tmp_path: Path
         for df in bars.values():
             row = df["timestamp"] == NOW
             df.loc[row, ["close", "high", "vwap"]] *= mult
-        with NoDelayServer() as srv:
+        with FakeServer() as srv:
             fake = FakeAlpaca(srv, key_id=KEY_ID, secret_key=SECRET, prices=dict(PRICES), bars=bars)
             eng = build_engine(tmp_path / name, fake.url, keys)
             reports[name] = (eng.run_cycle(now).preds, eng.run_cycle(NOW + STEP).preds)

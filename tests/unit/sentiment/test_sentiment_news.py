@@ -21,7 +21,7 @@ from deeptrade.sentiment.news import (
     read_news,
 )
 from tests.fakes.alpaca_data import add_news_routes, news_item
-from tests.fakes.server import Fault, FakeServer
+from tests.fakes.server import FakeServer, Fault
 from tests.unit.sentiment.conftest import HEADLINES
 
 KEY, SECRET = "test-key", "test-secret"
@@ -232,7 +232,7 @@ def test_fetch_gives_up_after_bounded_retries() -> None:
         add_news_routes(srv, _api_items(5), api_key=KEY, secret_key=SECRET)
         srv.fault("GET", r"/v1beta1/news", Fault(stall_s=1.0, times=10))
         t0 = time.monotonic()
-        with pytest.raises(NewsFetchError, match="page 1 .* failed after 2 retries"):
+        with pytest.raises(NewsFetchError, match=r"page 1 .* failed after 2 retries"):
             fetch_alpaca_news(
                 _config(srv.url, read_timeout_s=0.2, max_retries=2), api_key=KEY, secret_key=SECRET
             )

@@ -147,7 +147,7 @@ def test_unmappable_labels_raise(tmp_path: Path, news_items) -> None:
     d = save_random_classifier(
         tmp_path / "m", list(news_items["headline"]), id2label={0: "LABEL_0", 1: "LABEL_1", 2: "X"}
     )
-    with pytest.raises(ValueError, match="cannot map the model's labels.*id2label"):
+    with pytest.raises(ValueError, match=r"cannot map the model's labels.*id2label"):
         SentimentScorer(small_batches(d))
     with pytest.raises(ValueError, match="cannot map"):
         label_order({0: "positive", 1: "positive", 2: "negative"})

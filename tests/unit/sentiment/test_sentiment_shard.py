@@ -94,7 +94,7 @@ def test_killed_run_resumes_and_scores_each_item_once(tmp_path, scorer, news_ite
 
     report = score_shard(news_items, counting, tmp_path, shard, part_size=6)
     assert report.already_scored == 18 and report.scored == 22
-    assert [p.name for p in report.parts][0] == "shard-00000-part-00003.parquet"
+    assert report.parts[0].name == "shard-00000-part-00003.parquet"
     assert not list(tmp_path.glob(".tmp-*"))
     assert set(counting.seen.values()) == {1} and len(counting.seen) == 40
 
@@ -118,7 +118,7 @@ def test_resume_refuses_another_model_or_shard_count(tmp_path, scorer, news_item
 
     other = Other(scorer)
     other.model_hash = "0" * 64
-    with pytest.raises(ValueError, match="different model or shard count.*fresh output"):
+    with pytest.raises(ValueError, match=r"different model or shard count.*fresh output"):
         score_shard(news_items, other, tmp_path, ShardSpec(index=0, count=2))
     with pytest.raises(ValueError, match="different model or shard count"):
         score_shard(news_items, scorer, tmp_path, ShardSpec(index=0, count=3))

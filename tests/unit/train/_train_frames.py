@@ -4,6 +4,8 @@ module-level functions spawned ranks run (they must be importable by the child p
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -40,3 +42,18 @@ def sp500_frame(n: int = 600, horizon: int = 1) -> pd.DataFrame:
     bars = sp500.load().iloc[-n:]
     ts = pd.DatetimeIndex(bars.index).tz_localize("UTC").as_unit("ns")
     return make_frame(bars["Adj Close"].to_numpy(np.float64), ts, horizon)
+
+
+def train_in_two_phases(
+    spec: Any, frame: pd.DataFrame, out_dir: str, checkpoint_dir: str, stop_at: int
+) -> dict:
+    """Run by each spawned rank: train until ``stop_at`` steps (checkpoint), then train again,
+    which must resume from that checkpoint and finish."""
+    import dataclasses
+
+    from deeptrade.train import train_model
+
+    first = dataclasses.replace(spec, trainer=dataclasses.replace(spec.trainer, max_steps=stop_at))
+    r1 = train_model(first, frame, None, out_dir, checkpoint_dir=checkpoint_dir)
+    assert r1["status"] == "max_steps", r1["status"]
+    return train_model(spec, frame, None, out_dir, checkpoint_dir=checkpoint_dir)

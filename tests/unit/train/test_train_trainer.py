@@ -30,12 +30,21 @@ def make_trainer(
     spec = TrainSpec(model=model, params=params, window=WINDOW, horizon=1)
     p = prepare(spec, frame)
     torch.manual_seed(0)
-    net = build_model(model, model_config(model, params), n_features=3, window=WINDOW, head="regression")
+    net = build_model(
+        model, model_config(model, params), n_features=3, window=WINDOW, head="regression"
+    )
     tcfg = TrainerConfig(**{"epochs": 3, "global_batch_size": 32, "micro_batch_size": 16, **cfg})
     return Trainer(
-        net, tcfg, head="regression", train=p.dataset(p.train, WINDOW), val=p.dataset(p.val, WINDOW),
-        checkpoint_dir=ckpt_dir, env=DistEnv(environ={}), metrics_path=ckpt_dir.parent / "metrics.jsonl",
-        label_scale=p.label_scale, **hooks,
+        net,
+        tcfg,
+        head="regression",
+        train=p.dataset(p.train, WINDOW),
+        val=p.dataset(p.val, WINDOW),
+        checkpoint_dir=ckpt_dir,
+        env=DistEnv(environ={}),
+        metrics_path=ckpt_dir.parent / "metrics.jsonl",
+        label_scale=p.label_scale,
+        **hooks,
     )
 
 
@@ -54,7 +63,9 @@ class Crash(Exception):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Any]:
+def uninterrupted(
+    frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, Any, Any]:
     t = make_trainer(frame, tmp_path_factory.mktemp("full") / "ckpt")
     res = t.run()
     return res, params_of(t), t.best_state_dict()
@@ -143,7 +154,7 @@ def test_oom_halves_micro_batch_and_keeps_the_global_batch(
     backed_off = make_trainer(frame, tmp_path / "a", micro_batch_size=16, fault_hook=fake_oom, **kw)
     res = backed_off.run()
     assert (res.micro_batch_size, res.accumulation) == (4, 8)  # 16 -> 8 -> 4; 32 = 4 x 8
-    assert "out of memory in %s at micro_batch_size=16" % where in caplog.text
+    assert f"out of memory in {where} at micro_batch_size=16" in caplog.text
     # Same micro-batches from the first step as a run configured with 4: identical weights.
     direct = make_trainer(frame, tmp_path / "b", micro_batch_size=4, **kw)
     res_direct = direct.run()
@@ -160,7 +171,9 @@ def test_oom_at_micro_batch_one_gives_up(frame: pd.DataFrame, tmp_path: Path) ->
         raise torch.OutOfMemoryError("injected")
 
     with pytest.raises(RuntimeError, match="micro_batch_size=1"):
-        make_trainer(frame, tmp_path / "c", model="cnn", micro_batch_size=2, fault_hook=always).run()
+        make_trainer(
+            frame, tmp_path / "c", model="cnn", micro_batch_size=2, fault_hook=always
+        ).run()
 
 
 def test_early_stopping_with_patience(frame: pd.DataFrame, tmp_path: Path) -> None:
