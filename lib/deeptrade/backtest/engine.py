@@ -348,33 +348,50 @@ def _quiet_bars(
     the bar, a change of the effective target, equity <= 0, or the last bar.
     """
     m = q.shape[0]
+    t0 = t
+    if m == 1 and not record:
+        # One symbol (every sweep run): the same checks on scalars, which LLVM keeps in registers.
+        q0 = q[0]
+        held0 = held[0]
+        stop = tr[0, T_STOP]
+        take = tr[0, T_TAKE]
+        check_stops = stops and q0 != 0.0
+        while t < end - 1:
+            if check_stops and _stop_check(q0, o[t, 0], h[t, 0], lo[t, 0], stop, take)[0] >= 0:
+                break
+            if _signal(target[t, 0], vol[t, 0], direction, vol_sizing) != held0:
+                break
+            equity = cash + q0 * c[t, 0]
+            if equity <= 0.0:
+                break
+            equity_out[t - start] = equity
+            t += 1
+    else:
+        while t < end - 1:
+            event = False
+            if stops:
+                for j in range(m):
+                    if q[j] != 0.0:
+                        r, _ = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
+                                           tr[j, T_TAKE])  # fmt: skip
+                        if r >= 0:
+                            event = True
+            equity = cash
+            for j in range(m):
+                equity += q[j] * c[t, j]
+                if _signal(target[t, j], vol[t, j], direction, vol_sizing) != held[j]:
+                    event = True
+            if event or equity <= 0.0:
+                break
+            equity_out[t - start] = equity
+            if record:
+                for j in range(m):
+                    pos_out[t - start, j] = q[j]
+            t += 1
     exposed_bars = 0
-    exposed = False
     for j in range(m):
         if q[j] != 0.0:
-            exposed = True
-    while t < end - 1:
-        event = False
-        if stops:
-            for j in range(m):
-                if q[j] != 0.0:
-                    r, _ = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
-                                       tr[j, T_TAKE])  # fmt: skip
-                    if r >= 0:
-                        event = True
-        equity = cash
-        for j in range(m):
-            equity += q[j] * c[t, j]
-            if _signal(target[t, j], vol[t, j], direction, vol_sizing) != held[j]:
-                event = True
-        if event or equity <= 0.0:
-            break
-        equity_out[t - start] = equity
-        if record:
-            for j in range(m):
-                pos_out[t - start, j] = q[j]
-        t += 1
-        exposed_bars += exposed
+            exposed_bars = t - t0
     stats[S_EXPOSURE_BARS] += exposed_bars
     return t
 

@@ -25,6 +25,7 @@ from statistics import NormalDist
 
 import numpy as np
 from numba import njit
+from scipy.special import ndtr
 
 from deeptrade.backtest.engine import (
     S_EXPOSURE_BARS,
@@ -72,37 +73,39 @@ def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma:
     """Fill ``out`` (length ``len(METRICS)``) from an equity curve and the kernel's run stats."""
     n = equity.shape[0]
     nan = np.nan
+    r = np.empty(n)
     prev = initial_cash
     s1 = 0.0
     down2 = 0.0
     peak = initial_cash
     max_dd = 0.0
+    floor = initial_cash  # equity below this sets a new max drawdown (avoids a division per bar)
     eq_sum = 0.0
     for t in range(n):
         e = equity[t]
-        r = e / prev - 1.0
-        s1 += r
-        if r < 0.0:
-            down2 += r * r
+        x = e / prev - 1.0
+        r[t] = x
+        s1 += x
+        if x < 0.0:
+            down2 += x * x
         if e > peak:
             peak = e
-        dd = 1.0 - e / peak
-        if dd > max_dd:
-            max_dd = dd
+            floor = peak * (1.0 - max_dd)
+        elif e < floor:
+            max_dd = 1.0 - e / peak
+            floor = e
         eq_sum += e
         prev = e
     mean = s1 / n
     m2 = 0.0
     m3 = 0.0
     m4 = 0.0
-    prev = initial_cash
     for t in range(n):
-        d = equity[t] / prev - 1.0 - mean
+        d = r[t] - mean
         d2 = d * d
         m2 += d2
         m3 += d2 * d
         m4 += d2 * d2
-        prev = equity[t]
     std = math.sqrt(m2 / (n - 1)) if n > 1 else nan
     ann = math.sqrt(periods_per_year)
     final = equity[n - 1]
@@ -204,6 +207,19 @@ def probabilistic_sharpe_ratio(
     if denom <= 0 or n_obs < 2:
         return math.nan
     return _N.cdf((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom))
+
+
+def probabilistic_sharpe_ratio_array(
+    sr: np.ndarray, sr_benchmark: float, n_obs: np.ndarray, skew: np.ndarray, kurtosis: np.ndarray
+) -> np.ndarray:
+    """Vectorised ``probabilistic_sharpe_ratio`` (NaN where it is undefined)."""
+    sr = np.asarray(sr, dtype=np.float64)
+    denom = 1.0 - skew * sr + (np.asarray(kurtosis) - 1.0) / 4.0 * sr * sr
+    n_obs = np.asarray(n_obs, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (sr - sr_benchmark) * np.sqrt(n_obs - 1.0) / np.sqrt(denom)
+    z = np.where((denom > 0) & (n_obs >= 2), z, np.nan)
+    return ndtr(z)
 
 
 def deflated_sharpe_ratio(

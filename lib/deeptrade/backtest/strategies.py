@@ -127,12 +127,14 @@ class _Features:
 
 
 class Strategy:
-    """Base class: subclasses set ``name``, ``kind``, ``params`` (name -> default), ``inputs``."""
+    """Base class: subclasses set ``name``, ``kind``, ``params`` (name -> default), ``inputs``,
+    ``rule`` (the validity rule in words) and implement ``_invalid`` and ``_matrix``."""
 
     name: ClassVar[str]
     kind: ClassVar[int]
     params: ClassVar[dict[str, Any]]
     inputs: ClassVar[tuple[str, ...]] = ("close",)
+    rule: ClassVar[str] = ""
 
     @classmethod
     def resolve(cls, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,20 +150,23 @@ class Strategy:
         return {**cls.params, **params}
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        """Raise ValueError for an invalid combination (subclasses add rules)."""
+    def full_grid(cls, grid: pd.DataFrame) -> pd.DataFrame:
+        """``grid`` with every parameter as a column (defaults added), unknown columns refused."""
+        cls.resolve(dict.fromkeys(grid.columns))
+        g = grid.copy()
+        for k, v in cls.params.items():
+            if k not in g.columns:
+                g[k] = [v] * len(g)
+        return g[list(cls.params)]
+
+    @classmethod
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(g), dtype=bool)
 
     @classmethod
     def valid(cls, grid: pd.DataFrame) -> np.ndarray:
-        """Boolean mask of the grid rows that ``check`` accepts."""
-        ok = []
-        for rec in grid.to_dict("records"):
-            try:
-                cls.check(cls.resolve(rec))
-                ok.append(True)
-            except ValueError:
-                ok.append(False)
-        return np.asarray(ok, dtype=bool)
+        """Boolean mask of the grid rows that satisfy the strategy's rule."""
+        return ~cls._invalid(cls.full_grid(grid))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
@@ -169,23 +174,29 @@ class Strategy:
         return 0
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
     @classmethod
-    def features(cls, bars: pd.DataFrame | Arrays, grid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def features(
+        cls, bars: pd.DataFrame | Arrays, grid: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Feature rows (k, n) and the (n_combos, p) matrix ``fill_targets`` reads per combo."""
         arrays = as_arrays(bars)
         missing = [k for k in cls.inputs if k not in arrays]
         if missing:
             raise ValueError(f"strategy {cls.name!r} needs input column(s) {missing}")
+        g = cls.full_grid(grid)
+        bad = np.flatnonzero(cls._invalid(g))
+        if bad.size:
+            row = g.iloc[bad[0]].to_dict()
+            raise ValueError(
+                f"strategy {cls.name!r}: grid row {grid.index[bad[0]]} {row} breaks the rule "
+                f"{cls.rule}; drop it (param_grid does) or fix the values"
+            )
         feats = _Features(arrays)
-        rows = []
-        for rec in grid.to_dict("records"):
-            p = cls.resolve(rec)
-            cls.check(p)
-            rows.append(cls._rows(feats, p))
-        return feats.matrix(), np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+        pm = np.ascontiguousarray(cls._matrix(feats, g), dtype=np.float64)
+        return feats.matrix(), pm
 
     @classmethod
     def signals(cls, bars: pd.DataFrame | Arrays, **params: Any) -> np.ndarray:
@@ -201,6 +212,17 @@ class Strategy:
         return float(cls.signals(history, **params)[-1])
 
 
+def _rows_for(feats: _Features, keys: list[tuple], compute) -> np.ndarray:
+    """Feature-row index per key, computing each distinct key once."""
+    cache: dict[tuple, int] = {}
+    out = np.empty(len(keys))
+    for i, key in enumerate(keys):
+        if key not in cache:
+            cache[key] = feats.row(key, lambda key=key: compute(*key[1:]))
+        out[i] = cache[key]
+    return out
+
+
 class MACross(Strategy):
     """Long while the fast MA is above the slow one, short while below.
 
@@ -214,13 +236,13 @@ class MACross(Strategy):
     params: ClassVar[dict[str, Any]] = {
         "fast": 10, "slow": 30, "ma": "sma", "volume_window": 0, "volume_mult": 1.0,
     }  # fmt: skip
+    rule = "1 <= fast < slow, ma in ('sma', 'ema', 'wma'), volume_window >= 0"
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        if not 1 <= int(p["fast"]) < int(p["slow"]):
-            raise ValueError(f"ma_cross needs 1 <= fast < slow, got fast={p['fast']} slow={p['slow']}")
-        if p["ma"] not in indicators.MA_KINDS:
-            raise ValueError(f"ma_cross: ma={p['ma']!r}; use one of {list(indicators.MA_KINDS)}")
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        fast, slow = g["fast"].to_numpy(), g["slow"].to_numpy()
+        ok = (fast >= 1) & (fast < slow) & g["ma"].isin(list(indicators.MA_KINDS)).to_numpy()
+        return ~(ok & (g["volume_window"].to_numpy() >= 0))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
@@ -228,21 +250,28 @@ class MACross(Strategy):
         return max(int(p["slow"]), int(p["volume_window"]))
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
         close = feats.arrays["close"]
-        kind = indicators.MA_KINDS[p["ma"]]
-        fast, slow = int(p["fast"]), int(p["slow"])
-        fr = feats.row(("ma", kind, fast), lambda: indicators.moving_average(close, fast, kind))
-        sr = feats.row(("ma", kind, slow), lambda: indicators.moving_average(close, slow, kind))
-        vw = int(p["volume_window"])
-        if vw <= 0:
-            return [fr, sr, -1, -1, 0.0]
-        if "volume" not in feats.arrays:
-            raise ValueError("ma_cross with volume_window > 0 needs a 'volume' column")
-        vol = feats.arrays["volume"]
-        vr = feats.row(("volume",), lambda: vol)
-        vmr = feats.row(("ma", 0, "volume", vw), lambda: indicators.sma(vol, vw))
-        return [fr, sr, vr, vmr, float(p["volume_mult"])]
+        kinds = [indicators.MA_KINDS[k] for k in g["ma"]]
+
+        def ma(kind: int, window: int) -> np.ndarray:
+            return indicators.moving_average(close, window, kind)
+
+        fr = _rows_for(feats, [("ma", k, int(w)) for k, w in zip(kinds, g["fast"], strict=True)], ma)
+        sr = _rows_for(feats, [("ma", k, int(w)) for k, w in zip(kinds, g["slow"], strict=True)], ma)
+        vw = g["volume_window"].to_numpy().astype(np.int64)
+        vr = np.full(len(g), -1.0)
+        vmr = np.full(len(g), -1.0)
+        if (vw > 0).any():
+            if "volume" not in feats.arrays:
+                raise ValueError("ma_cross with volume_window > 0 needs a 'volume' column")
+            vol = feats.arrays["volume"]
+            on = vw > 0
+            vr[on] = feats.row(("volume",), lambda: vol)
+            vmr[on] = _rows_for(feats, [("vma", int(w)) for w in vw[on]],
+                                lambda w: indicators.sma(vol, w))  # fmt: skip
+        mult = g["volume_mult"].to_numpy(np.float64)
+        return np.column_stack([fr, sr, vr, vmr, mult])
 
 
 class RSIReversion(Strategy):
@@ -252,24 +281,24 @@ class RSIReversion(Strategy):
     name = "rsi"
     kind = K_RSI
     params: ClassVar[dict[str, Any]] = {"window": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0}
+    rule = "window >= 2 and 0 <= lower <= exit <= upper <= 100"
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        if int(p["window"]) < 2:
-            raise ValueError(f"rsi: window must be >= 2, got {p['window']}")
-        if not 0 <= p["lower"] <= p["exit"] <= p["upper"] <= 100:
-            raise ValueError(f"rsi needs 0 <= lower <= exit <= upper <= 100, got {dict(p)}")
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        lo, ex, up = (g[k].to_numpy(np.float64) for k in ("lower", "exit", "upper"))
+        ok = (g["window"].to_numpy() >= 2) & (lo >= 0) & (lo <= ex) & (ex <= up) & (up <= 100)
+        return ~ok
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
         return int(cls.resolve(params)["window"]) + 1
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
         close = feats.arrays["close"]
-        w = int(p["window"])
-        row = feats.row(("rsi", w), lambda: indicators.rsi(close, w))
-        return [row, float(p["lower"]), float(p["upper"]), float(p["exit"])]
+        rows = _rows_for(feats, [("rsi", int(w)) for w in g["window"]],
+                         lambda w: indicators.rsi(close, w))  # fmt: skip
+        return np.column_stack([rows, g["lower"], g["upper"], g["exit"]])
 
 
 class Donchian(Strategy):
@@ -280,11 +309,11 @@ class Donchian(Strategy):
     kind = K_DONCHIAN
     params: ClassVar[dict[str, Any]] = {"window": 20, "exit_window": 10}
     inputs = ("close", "high", "low")
+    rule = "window >= 1 and exit_window >= 1"
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        if int(p["window"]) < 1 or int(p["exit_window"]) < 1:
-            raise ValueError(f"donchian: windows must be >= 1, got {dict(p)}")
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        return ~((g["window"].to_numpy() >= 1) & (g["exit_window"].to_numpy() >= 1))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
@@ -292,13 +321,16 @@ class Donchian(Strategy):
         return max(int(p["window"]), int(p["exit_window"])) + 1
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
         hi, lo = feats.arrays["high"], feats.arrays["low"]
-        rows = []
-        for w in (int(p["window"]), int(p["exit_window"])):
-            rows.append(feats.row(("hh", w), lambda w=w: indicators.prior_max(hi, w)))
-            rows.append(feats.row(("ll", w), lambda w=w: indicators.prior_min(lo, w)))
-        return [float(r) for r in rows]
+        cols = []
+        for name in ("window", "exit_window"):
+            ws = [int(w) for w in g[name]]
+            cols.append(_rows_for(feats, [("hh", w) for w in ws],
+                                  lambda w: indicators.prior_max(hi, w)))  # fmt: skip
+            cols.append(_rows_for(feats, [("ll", w) for w in ws],
+                                  lambda w: indicators.prior_min(lo, w)))  # fmt: skip
+        return np.column_stack(cols)
 
 
 class Momentum(Strategy):
@@ -307,19 +339,19 @@ class Momentum(Strategy):
     name = "momentum"
     kind = K_MOMENTUM
     params: ClassVar[dict[str, Any]] = {"lookback": 20, "threshold": 0.0}
+    rule = "lookback >= 1 and threshold >= 0"
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        if int(p["lookback"]) < 1 or p["threshold"] < 0:
-            raise ValueError(f"momentum needs lookback >= 1 and threshold >= 0, got {dict(p)}")
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        return ~((g["lookback"].to_numpy() >= 1) & (g["threshold"].to_numpy(np.float64) >= 0))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
         return int(cls.resolve(params)["lookback"])
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
-        return [float(p["lookback"]), float(p["threshold"])]
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([g["lookback"], g["threshold"]])
 
 
 class Predictions(Strategy):
@@ -332,17 +364,17 @@ class Predictions(Strategy):
     kind = K_PRED
     params: ClassVar[dict[str, Any]] = {"threshold": 0.0, "center": 0.0}
     inputs = ("close", "pred")
+    rule = "threshold >= 0"
 
     @classmethod
-    def check(cls, p: Mapping[str, Any]) -> None:
-        if p["threshold"] < 0:
-            raise ValueError(f"predictions: threshold must be >= 0, got {p['threshold']}")
+    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
+        return ~(g["threshold"].to_numpy(np.float64) >= 0)
 
     @classmethod
-    def _rows(cls, feats: _Features, p: dict[str, Any]) -> list[float]:
+    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
         pred = feats.arrays["pred"]
         row = feats.row(("pred",), lambda: pred)
-        return [float(row), float(p["threshold"]), float(p["center"])]
+        return np.column_stack([np.full(len(g), row), g["threshold"], g["center"]])
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

@@ -36,7 +36,8 @@ from deeptrade.backtest.engine import (
 )
 from deeptrade.backtest.metrics import (
     METRICS,
-    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio_array,
     metrics_into,
 )
 from deeptrade.backtest.strategies import Strategy, as_arrays, fill_targets, get_strategy
@@ -209,17 +210,14 @@ def add_deflated_sharpe(table: pd.DataFrame) -> pd.DataFrame:
     table["dsr"] = np.nan
     for _, idx in table.groupby("symbol", sort=False).groups.items():
         part = table.loc[idx]
-        sr = part["sr_period"].to_numpy()
+        sr = part["sr_period"].to_numpy(np.float64)
         ok = np.isfinite(sr)
         if ok.sum() < 2:
             continue
-        var = float(np.var(sr[ok], ddof=1))
-        dsr = [
-            deflated_sharpe_ratio(s, n_trials=int(ok.sum()), var_sharpe=var, n_obs=int(n),
-                                  skew=sk, kurtosis=ku) if np.isfinite(s) else np.nan
-            for s, n, sk, ku in zip(sr, part["n_obs"], part["skew"], part["kurtosis"], strict=True)
-        ]  # fmt: skip
-        table.loc[idx, "dsr"] = dsr
+        sr0 = expected_max_sharpe(int(ok.sum()), float(np.var(sr[ok], ddof=1)))
+        table.loc[idx, "dsr"] = probabilistic_sharpe_ratio_array(
+            sr, sr0, part["n_obs"].to_numpy(), part["skew"].to_numpy(), part["kurtosis"].to_numpy()
+        )
     return table
 
 

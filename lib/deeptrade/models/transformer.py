@@ -50,6 +50,8 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
 class TransformerModel(nn.Module):
     """``x [B, L, F] -> score [B]``. Attention spans the window only (all rows <= t)."""
 
+    pos: torch.Tensor
+
     def __init__(self, cfg: TransformerConfig, *, n_features: int, window: int) -> None:
         super().__init__()
         self.cfg = cfg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class XGBModel:
         if cfg.last_k > window:
             raise ValueError(f"xgboost: last_k ({cfg.last_k}) exceeds the window ({window})")
         self.cfg, self.n_features, self.window, self.head = cfg, n_features, window, head
-        self.booster = None
+        self.booster: Any = None
 
     def flatten(self, x: np.ndarray) -> np.ndarray:
         """``[N, L, F] -> [N, k * F]``, the newest k rows."""

@@ -26,7 +26,12 @@ import torch.distributed as tdist
 from deeptrade.io.atomic import atomic_write_text
 from deeptrade.models import NEURAL, build_model, model_config
 from deeptrade.models.base import TorchScorer
-from deeptrade.models.ensemble import EnsembleConfig, StackedEnsemble, member_scores
+from deeptrade.models.ensemble import (
+    EnsembleConfig,
+    StackedEnsemble,
+    WeightedEnsemble,
+    member_scores,
+)
 from deeptrade.models.heads import check_head
 from deeptrade.models.xgb import XGBModel
 from deeptrade.train.bundle import ENSEMBLES, Member, save_bundle
@@ -217,12 +222,12 @@ def _train_neural(
     # Same initial weights on every rank (DDP would broadcast them anyway; DeepSpeed does not).
     torch.manual_seed(spec.trainer.seed)
     module = build_model(
-        name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+        name, cfg, n_features=len(d.feature_names), window=spec.window, head=check_head(spec.head)
     )
     trainer = Trainer(
         module,
         spec.trainer,
-        head=spec.head,  # type: ignore[arg-type]
+        head=check_head(spec.head),
         train=d.dataset(train, spec.window),
         val=d.dataset(val, spec.window),
         checkpoint_dir=ckpt_dir,
@@ -235,7 +240,7 @@ def _train_neural(
     )
     result = trainer.run()
     best = build_model(
-        name, cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+        name, cfg, n_features=len(d.feature_names), window=spec.window, head=check_head(spec.head)
     )
     if result.status != "preempted":
         best.load_state_dict(trainer.best_state_dict())
@@ -249,7 +254,11 @@ def _windows(d: Prepared, ends: np.ndarray, window: int) -> tuple[np.ndarray, np
 def _train_xgb(ctx: _Ctx, cfg: Any, train: np.ndarray, val: np.ndarray) -> XGBModel:
     spec, d = ctx.spec, ctx.data
     model = build_model(
-        "xgboost", cfg, n_features=len(d.feature_names), window=spec.window, head=spec.head
+        "xgboost",
+        cfg,
+        n_features=len(d.feature_names),
+        window=spec.window,
+        head=check_head(spec.head),
     )
     xt, yt = _windows(d, train, spec.window)
     xv, yv = _windows(d, val, spec.window)
@@ -304,7 +313,7 @@ def _stack(ctx: _Ctx, ens: EnsembleConfig, final: list[Member]) -> XGBModel | No
             return None
         x, _ = _windows(d, train[ho_pos], spec.window)
         oof[ho_pos] = member_scores([_scorer(m) for m in out[0]], x)
-    meta = StackedEnsemble.new_meta(ens, len(ens.members), spec.head)  # type: ignore[arg-type]
+    meta = StackedEnsemble.new_meta(ens, len(ens.members), check_head(spec.head))
     _, y = _windows(d, train, spec.window)
     # Early stopping on the validation block, scored by the final members.
     xv, yv = _windows(d, d.val, spec.window)
@@ -394,7 +403,7 @@ def train_model(
         elif spec.model == "xgboost":
             if not env.is_main:
                 log.warning("xgboost trains on rank 0 only; rank %d has nothing to do", env.rank)
-                return _finish(result, env, out, data, spec)
+                return _finish(result, env, out)
             xgb_model = _train_xgb(ctx, cfg, data.train, data.val)
             scorer = xgb_model
             top = Member(name="xgboost", config=cfg, model=xgb_model)
@@ -409,8 +418,6 @@ def train_model(
             members = trained[0]
             scorers = [_scorer(m) for m in members]
             if spec.model == "ensemble_mean":
-                from deeptrade.models.ensemble import WeightedEnsemble
-
                 weights = cfg.weights
                 scorer = WeightedEnsemble(scorers, weights)
             else:
@@ -423,9 +430,9 @@ def train_model(
                 ends = getattr(data, split)
                 x, y = _windows(data, ends, spec.window)
                 metrics[split] = evaluate(
-                    spec.head,
+                    check_head(spec.head),
                     scorer.scores(x),
-                    y.astype(np.float64) * data.label_scale,  # type: ignore[arg-type]
+                    y.astype(np.float64) * data.label_scale,
                     label_scale=data.label_scale,
                 )
                 metrics[split]["n"] = len(ends)
@@ -435,7 +442,7 @@ def train_model(
             bundle_dir = save_bundle(
                 out / "bundle",
                 model=top,
-                head=spec.head,  # type: ignore[arg-type]
+                head=check_head(spec.head),
                 window=spec.window,
                 feature_names=data.feature_names,
                 scaler=data.scaler,
@@ -451,7 +458,7 @@ def train_model(
             result["bundle"] = str(bundle_dir)
             result["train_window"] = {"first": first.isoformat(), "last": last.isoformat()}
         result["metrics"] = metrics
-        return _finish(result, env, out, data, spec)
+        return _finish(result, env, out)
 
 
 def _result_facts(res: TrainResult) -> dict[str, Any]:
@@ -469,9 +476,7 @@ def _result_facts(res: TrainResult) -> dict[str, Any]:
     }
 
 
-def _finish(
-    result: dict[str, Any], env: DistEnv, out: Path, data: Prepared, spec: TrainSpec
-) -> dict[str, Any]:
+def _finish(result: dict[str, Any], env: DistEnv, out: Path) -> dict[str, Any]:
     if env.is_main:
         atomic_write_text(
             out / "result.json",

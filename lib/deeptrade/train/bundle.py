@@ -48,7 +48,9 @@ class Member:
 
 
 def _config_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return dataclasses.asdict(cfg)
+    return dict(cfg)
 
 
 def _write_model(directory: Path, m: Member) -> dict[str, Any]:
@@ -244,12 +246,21 @@ def load_bundle(directory: str | os.PathLike[str], *, device: str = "cpu") -> Bu
     head = check_head(meta["head"])
     window = int(meta["window"])
     names = list(meta["features"]["names"])
-    kw = {"n_features": len(names), "window": window, "head": head, "device": device}
     name = meta["model"]["name"]
+
+    def load(directory: Path, model_name: str, config: dict[str, Any]) -> Any:
+        return _load_model(
+            directory,
+            model_name,
+            config,
+            n_features=len(names),
+            window=window,
+            head=head,
+            device=device,
+        )
+
     if name in ENSEMBLES:
-        members = [
-            _load_model(path / m["dir"], m["name"], m["config"], **kw) for m in meta["members"]
-        ]
+        members = [load(path / m["dir"], m["name"], m["config"]) for m in meta["members"]]
         if name == "ensemble_mean":
             scorer: Any = WeightedEnsemble(members, meta.get("weights"))
         else:
@@ -259,7 +270,7 @@ def load_bundle(directory: str | os.PathLike[str], *, device: str = "cpu") -> Bu
                 members, stacker.load_bytes((path / "stacker.json").read_bytes())
             )
     else:
-        scorer = _load_model(path, name, meta["model"]["config"], **kw)
+        scorer = load(path, name, meta["model"]["config"])
     return Bundle(
         path=path,
         meta=meta,

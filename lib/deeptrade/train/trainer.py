@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -247,7 +247,8 @@ class Trainer:
                 model=model, optimizer=opt, config=self.deepspeed_config()
             )
             self.wrapped = self.engine
-            self.scaler = None
+            # DeepSpeed scales fp16 losses itself; ours stays disabled.
+            self.scaler = torch.amp.GradScaler("cuda", enabled=False)
         log.info(
             "engine=%s precision=%s device=%s ranks=%d global_batch=%d micro=%d accumulation=%d",
             self.cfg.engine,
@@ -277,7 +278,9 @@ class Trainer:
     @property
     def module(self) -> nn.Module:
         """The bare model (inside DDP / the DeepSpeed engine)."""
-        return self.wrapped.module if self.wrapped is not self.model else self.model
+        if self.wrapped is self.model:
+            return self.model
+        return cast(nn.Module, self.wrapped.module)
 
     # ------------------------------------------------------------------ loop
 
@@ -345,6 +348,7 @@ class Trainer:
                     del loss
                     self._back_off("forward")
                     continue
+                assert loss is not None
                 try:
                     self._fault("backward", len(mb))
                     self._backward(loss, last)
