@@ -45,17 +45,21 @@ def _records(root: Path, limit: int) -> list[SweepRecord | DagRecord]:
     return out
 
 
+_REUSE = float("inf")
+
+
 def queue_view(root: Path, *, limit: int = 20, max_age_s: float = 5.0) -> list[GroupRow]:
     queue = scheduler.queue_snapshot(max_age_s=max_age_s)
     rows: list[GroupRow] = []
     finished_ids: list[str] = []
     for rec in _records(root, limit):
         if isinstance(rec, SweepRecord):
-            states = [(s.job_id, s.state, s.reason) for s in sweep_status(rec, max_age_s=max_age_s)]
+            # The snapshot above is shared: inner lookups reuse it (max_age_s=inf), no new squeue.
+            states = [(s.job_id, s.state, s.reason) for s in sweep_status(rec, max_age_s=_REUSE)]
             row = GroupRow(kind="sweep", id=rec.id, job=rec.job)
         else:
             states = [(r["job_id"], r["state"], r.get("why") or "")
-                      for r in dag_status(rec, max_age_s=max_age_s)]
+                      for r in dag_status(rec, max_age_s=_REUSE)]
             row = GroupRow(kind="dag", id=rec.id, job="+".join(s.job for s in rec.stages))
         gpu_s = 0.0
         for job_id, state, reason in states:
