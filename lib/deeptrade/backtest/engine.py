@@ -350,22 +350,35 @@ def _quiet_bars(
     m = q.shape[0]
     t0 = t
     if m == 1 and not record:
-        # One symbol (every sweep run): the same checks on scalars, which LLVM keeps in registers.
+        # One symbol (every sweep run): find the next event first, then mark the quiet span in
+        # a loop without branches. Prices are positive, so a long or flat book with positive
+        # cash cannot reach equity <= 0 inside the span; otherwise each bar is checked.
         q0 = q[0]
         held0 = held[0]
         stop = tr[0, T_STOP]
         take = tr[0, T_TAKE]
-        check_stops = stops and q0 != 0.0
-        while t < end - 1:
-            if check_stops and _stop_check(q0, o[t, 0], h[t, 0], lo[t, 0], stop, take)[0] >= 0:
-                break
-            if _signal(target[t, 0], vol[t, 0], direction, vol_sizing) != held0:
-                break
-            equity = cash + q0 * c[t, 0]
-            if equity <= 0.0:
-                break
-            equity_out[t - start] = equity
-            t += 1
+        u = t
+        if stops and q0 != 0.0:
+            while u < end - 1:
+                if _stop_check(q0, o[u, 0], h[u, 0], lo[u, 0], stop, take)[0] >= 0:
+                    break
+                if _signal(target[u, 0], vol[u, 0], direction, vol_sizing) != held0:
+                    break
+                u += 1
+        else:
+            while u < end - 1 and _signal(target[u, 0], vol[u, 0], direction, vol_sizing) == held0:
+                u += 1
+        if q0 >= 0.0 and cash > 0.0:
+            for k in range(t, u):
+                equity_out[k - start] = cash + q0 * c[k, 0]
+        else:
+            for k in range(t, u):
+                equity = cash + q0 * c[k, 0]
+                if equity <= 0.0:
+                    u = k
+                    break
+                equity_out[k - start] = equity
+        t = u
     else:
         while t < end - 1:
             event = False

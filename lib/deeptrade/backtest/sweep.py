@@ -35,6 +35,7 @@ from deeptrade.backtest.engine import (
     validate_bars,
 )
 from deeptrade.backtest.metrics import (
+    LOWER_IS_BETTER,
     METRICS,
     expected_max_sharpe,
     probabilistic_sharpe_ratio_array,
@@ -236,28 +237,33 @@ def merge_results(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return add_deflated_sharpe(table.drop(columns=["dsr"], errors="ignore"))
 
 
+def best_combo(table: pd.DataFrame, metric: str = "sharpe") -> int:
+    """Combo id of the best grid row by ``metric``; with several symbols, by the mean over them.
+
+    NaN ranks last; metrics in ``LOWER_IS_BETTER`` (e.g. ``max_drawdown``) are minimised; ties
+    go to the lowest combo id.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {list(METRICS)}")
+    score = table.groupby("combo", sort=True)[metric].mean()
+    values = score.to_numpy(np.float64)
+    if metric in LOWER_IS_BETTER:
+        values = -values
+    values = np.where(np.isnan(values), -np.inf, values)
+    return int(score.index[int(np.argmax(values))])
+
+
 def best_params(
     table: pd.DataFrame, metric: str = "sharpe", param_names: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Parameters of the best row by ``metric`` (NaN ranks last; lower-is-better metrics
-    such as ``max_drawdown`` are minimised). With several symbols, the mean over symbols."""
-    from deeptrade.backtest.metrics import LOWER_IS_BETTER
-
-    if metric not in table.columns:
-        raise ValueError(f"best_params: unknown metric {metric!r}; use one of {list(METRICS)}")
+    """Parameters of ``best_combo(table, metric)`` as plain Python values."""
     names = list(param_names) if param_names is not None else _param_columns(table)
-    score = table.groupby("combo", sort=True)[metric].mean()
-    values = score.to_numpy()
-    if metric in LOWER_IS_BETTER:
-        values = -values
-    values = np.where(np.isfinite(values) | (values == np.inf), values, -np.inf)
-    combo = score.index[int(np.argmax(values))]
-    row = table[table["combo"] == combo].iloc[0]
+    row = table[table["combo"] == best_combo(table, metric)].iloc[0]
     return {k: _py(row[k]) for k in names}
 
 
 def _param_columns(table: pd.DataFrame) -> list[str]:
-    skip = {"symbol", "combo", "dsr", *METRICS}
+    skip = {"symbol", "combo", "dsr", "window", *METRICS}
     return [c for c in table.columns if c not in skip]
 
 

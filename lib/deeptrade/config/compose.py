@@ -108,6 +108,8 @@ def check_no_unknown_keys(
     import dataclasses
 
     path = path or []
+    if isinstance(cfg, DictConfig | ListConfig) and cfg._is_none():
+        return
     if not isinstance(cfg, DictConfig):
         if isinstance(cfg, ListConfig):
             for item in cfg:

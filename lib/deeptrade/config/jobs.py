@@ -14,6 +14,12 @@ from deeptrade.config.schema import JobConfig
 from deeptrade.data.sources import AlpacaBarsConfig
 from deeptrade.data.validate import ValidationConfig
 from deeptrade.features.config import FeatureConfig
+from deeptrade.models.cnn import CNNConfig
+from deeptrade.models.ensemble import EnsembleConfig
+from deeptrade.models.lstm import LSTMConfig
+from deeptrade.models.transformer import TransformerConfig
+from deeptrade.models.xgb import XGBConfig
+from deeptrade.train.trainer import TrainerConfig
 
 
 @dataclass(kw_only=True)
@@ -62,12 +68,45 @@ class FeaturesConfig:
 
 
 @dataclass(kw_only=True)
+class ModelSection:
+    """Which model and its hyper-parameters; every model's schema is here, typed."""
+
+    name: str = "lstm"
+    """lstm | transformer | cnn | xgboost | ensemble_mean | ensemble_stack."""
+    head: str = "regression"
+    """regression (predict the label) | direction (P(label > 0))."""
+    window: int = 30
+    """Bars per input window."""
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    xgboost: XGBConfig = field(default_factory=XGBConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+
+
+@dataclass(kw_only=True)
+class TrainSection:
+    tag: str = ""
+    """Suffix that tells apart models trained with other hyper-parameters on the same data."""
+    symbols: list[str] = field(default_factory=list)
+    """Series trained on (empty: ``symbol`` if set, else every symbol of the timeframe)."""
+    fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    """Train / validation / test shares of the time range, in time order."""
+    embargo: int = 0
+    """Bars dropped after each held-out block, on top of the purge by the label horizon."""
+    scale_label: bool = True
+
+
+@dataclass(kw_only=True)
 class DeeptradeConfig(JobConfig):
     symbol: str | None = None
     """One symbol for per-symbol jobs (train, backtest); sweeps set it per task."""
     timeframe: str = "1d"
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    train: TrainSection = field(default_factory=TrainSection)
 
 
 _registered = False

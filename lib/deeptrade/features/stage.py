@@ -93,7 +93,7 @@ def run_features(
     force: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
-    from deeptrade.features.spec import feature_spec
+    from deeptrade.features.spec import feature_spec, feature_spec_hash
 
     bars = store.require("bars", data.name, hint="Run the ingest job first: deeptrade run ingest")
     name = artifact_name(data, features)
@@ -133,6 +133,7 @@ def run_features(
         "label_horizon": features.label_horizon,
         "label_column": LABEL_COLUMN,
         "feature_spec": spec,
+        "feature_spec_hash": feature_spec_hash(features.params),
         "partitions": [f"{tf}/{s}" for tf, s in parts],
     }
     with store.write(

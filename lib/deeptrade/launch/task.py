@@ -36,10 +36,12 @@ def run_job(job: str, overrides: Sequence[str] = ()) -> Any:
 class JobTask(submitit.helpers.Checkpointable):
     """A submitit callable: ``JobTask("train", dag=...)(overrides)``.
 
-    On USR2 (preemption or the time limit) submitit calls ``checkpoint``; the job itself
-    persists progress as it goes and resumes from its latest complete checkpoint, so all we
-    resubmit is the same call. Requeues are bounded by ``max_requeues`` because submitit only
-    bounds the timed-out case, not preemptions.
+    On Slurm, USR2 (preemption or the time limit) sets ``preempt.PREEMPT``: long jobs
+    checkpoint at their next clean step and return ``status == "preempted"``, and we requeue
+    the job (``preempt.requeue_self``). Jobs persist progress as they go and resume from their
+    latest complete checkpoint, so the requeued job reruns the same call. Before our handler is
+    installed, submitit's calls ``checkpoint``, which resubmits the same call too. Requeues are
+    bounded by ``max_requeues`` (submitit only bounds the timed-out case, not preemptions).
     """
 
     def __init__(
@@ -57,9 +59,14 @@ class JobTask(submitit.helpers.Checkpointable):
         self.stage = stage
 
     def __call__(self, overrides: Sequence[str] = ()) -> Any:
-        os.environ["DEEPTRADE_REQUEUES"] = str(self.requeues)
+        from deeptrade.launch import preempt
+
+        os.environ.setdefault("DEEPTRADE_JOB", self.job)
+        on_slurm = os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+        if on_slurm:
+            preempt.install_handler()
         try:
-            return run_job(self.job, overrides)
+            result = run_job(self.job, overrides)
         except Exception as exc:
             if self.dag_record and self.stage:
                 from deeptrade.launch.dag import cancel_dependents
@@ -68,6 +75,9 @@ class JobTask(submitit.helpers.Checkpointable):
                     self.dag_record, self.stage, reason=f"{type(exc).__name__}: {exc}"
                 )
             raise
+        if on_slurm and isinstance(result, dict) and result.get("status") == "preempted":
+            preempt.requeue_self(self.max_requeues)
+        return result
 
     def checkpoint(self, overrides: Sequence[str] = ()) -> Any:
         if self.requeues >= self.max_requeues:

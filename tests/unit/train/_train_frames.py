@@ -57,3 +57,13 @@ def train_in_two_phases(
     r1 = train_model(first, frame, None, out_dir, checkpoint_dir=checkpoint_dir)
     assert r1["status"] == "max_steps", r1["status"]
     return train_model(spec, frame, None, out_dir, checkpoint_dir=checkpoint_dir)
+
+
+def oom_on_rank_1_above_4(event: str, micro_batch: int) -> None:
+    """Fault hook for spawned ranks: rank 1 alone runs out of memory above 4 windows."""
+    import os
+
+    import torch
+
+    if event == "forward" and micro_batch > 4 and os.environ.get("SLURM_PROCID") == "1":
+        raise torch.OutOfMemoryError("CUDA out of memory (injected on rank 1)")

@@ -4,6 +4,8 @@ complete-or-absent, early stopping and metrics."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from deeptrade.models import build_model, model_config
 from deeptrade.train import TrainSpec, prepare
 from deeptrade.train import checkpoint as ckpt
 from deeptrade.train.dist import DistEnv
-from deeptrade.train.trainer import Trainer, TrainerConfig
+from deeptrade.train.trainer import PreemptionHandler, Trainer, TrainerConfig
 
 WINDOW = 8
 
@@ -194,3 +196,16 @@ def test_config_errors() -> None:
         TrainerConfig(engine="horovod")
     with pytest.raises(ValueError, match="monitor"):
         TrainerConfig(monitor="sharpe")
+
+
+def test_preemption_handler_defers_the_previous_handler_until_handover() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+    try:
+        handler = PreemptionHandler(signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert handler.event.is_set() and calls == []  # training gets to checkpoint first
+        handler.handover()  # then submitit's handler (here: the recorder) requeues
+        assert calls == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
