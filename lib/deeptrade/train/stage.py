@@ -9,6 +9,7 @@ step and return ``status == "preempted"``, which the launch layer turns into a r
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -126,10 +127,19 @@ def run_train(
             "window": cfg.model.window, "model": cfg.model.name,
             "feature_spec_hash": feats.manifest.meta["feature_spec_hash"],
             "steps": result.get("steps"), "world_size": env.world_size}
+    # Run-specific facts (absolute paths, where it resumed from) go to the manifest, not the
+    # content: the same training must give the same content hash on any host.
+    meta["resumed_from"] = result.get("resumed_from")
+    res_path = work / "out" / "result.json"
+    if res_path.is_file():
+        saved = json.loads(res_path.read_text())
+        for run_specific in ("resumed_from", "bundle"):
+            saved.pop(run_specific, None)
+        res_path.write_text(json.dumps(saved, indent=1, sort_keys=True))
     with store.write("models", name, key=key, config=to_container(cfg), meta=meta,
                      inputs={feats.ref: feats.manifest.content_hash}) as tmp:
         for item in (work / "out").iterdir():
             shutil.move(str(item), tmp / item.name)
     shutil.rmtree(work, ignore_errors=True)
     return {"artifact": f"models/{name}", "skipped": False, "status": result["status"],
-            "metrics": result.get("metrics")}
+            "metrics": result.get("metrics"), "resumed_from": meta["resumed_from"]}
