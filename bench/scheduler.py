@@ -27,12 +27,23 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dt-bench-sched-"))
     cluster = load("features", ["cluster=devslurm", "cluster.array_parallelism=2"]).cluster
-    points = [["experiment=smoke", f"features.name=b{i}", f"paths.root={root}"] for i in range(args.tasks)]
+    points = [
+        ["experiment=smoke", f"features.name=b{i}", f"paths.root={root}"] for i in range(args.tasks)
+    ]
     t0 = time.perf_counter()
     record = submit_sweep("features", points, cluster, root)
     submit_s = time.perf_counter() - t0
-    print(json.dumps({"bench": "scheduler", "metric": "submit_seconds", "tasks": args.tasks,
-                      "value": round(submit_s, 3), "sbatch_calls": len(record.array_ids)}))
+    print(
+        json.dumps(
+            {
+                "bench": "scheduler",
+                "metric": "submit_seconds",
+                "tasks": args.tasks,
+                "value": round(submit_s, 3),
+                "sbatch_calls": len(record.array_ids),
+            }
+        )
+    )
     timings = []
     for _ in range(args.refreshes):
         before = dict(scheduler.CALLS)
@@ -41,10 +52,19 @@ def main() -> None:
         timings.append(time.perf_counter() - t0)
         calls = {k: scheduler.CALLS[k] - before.get(k, 0) for k in scheduler.CALLS}
         time.sleep(0.5)
-    print(json.dumps({"bench": "scheduler", "metric": "calls_per_refresh", "tasks": len(status),
-                      "ours": calls.get("squeue", 0) + calls.get("sacct", 0), "naive_per_task": args.tasks,
-                      "ratio": args.tasks / max(1, calls.get("squeue", 0) + calls.get("sacct", 0)),
-                      "refresh_seconds_median": round(sorted(timings)[len(timings) // 2], 4)}))
+    print(
+        json.dumps(
+            {
+                "bench": "scheduler",
+                "metric": "calls_per_refresh",
+                "tasks": len(status),
+                "ours": calls.get("squeue", 0) + calls.get("sacct", 0),
+                "naive_per_task": args.tasks,
+                "ratio": args.tasks / max(1, calls.get("squeue", 0) + calls.get("sacct", 0)),
+                "refresh_seconds_median": round(sorted(timings)[len(timings) // 2], 4),
+            }
+        )
+    )
     scheduler.scancel(record.array_ids)
 
 

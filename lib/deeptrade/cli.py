@@ -40,6 +40,29 @@ def expand_sweep(args: list[str]) -> list[list[str]]:
     return [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
 
 
+# Keys already part of a model artifact's name; other swept keys become its tag.
+_NAMED_KEYS = {"symbol", "timeframe", "model", "model.name", "cluster"}
+
+
+def tag_points(points: list[list[str]]) -> list[list[str]]:
+    """Give each point of a train sweep a ``train.tag`` from the keys that vary across points,
+    so 100 configs write 100 model artifacts instead of overwriting one another."""
+    values: dict[str, set[str]] = {}
+    for p in points:
+        for o in p:
+            k, _, v = o.partition("=")
+            values.setdefault(k, set()).add(v)
+    varying = [k for k, v in values.items() if len(v) > 1 and k not in _NAMED_KEYS]
+    if not varying or "train.tag" in values:
+        return points
+    out = []
+    for p in points:
+        kv = dict(o.partition("=")[::2] for o in p)
+        tag = "-".join(f"{k.rsplit('.', 1)[-1]}{kv[k]}" for k in varying if k in kv)
+        out.append([*p, f"train.tag={tag}"])
+    return out
+
+
 def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
     """Submit one job, or a ``-m`` sweep as one array.
 
@@ -54,6 +77,8 @@ def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
     multirun = "-m" in args or "--multirun" in args
     args = [a for a in args if a not in ("-m", "--multirun")]
     points = expand_sweep(args) if multirun else [args]
+    if job == "train" and multirun:
+        points = tag_points(points)
     groups = config_groups()
     checked: set[tuple[str, ...]] = set()
     cfg = None
@@ -126,6 +151,18 @@ def cmd_retry(ident: str, root: Path) -> int:
     return 0
 
 
+def cmd_results(ident: str, root: Path, out: str | None) -> int:
+    from deeptrade.launch.sweeps import SweepRecord, results_table
+
+    table = results_table(SweepRecord.load(root, ident))
+    if out:
+        table.to_csv(out, index=False) if out.endswith(".csv") else table.to_parquet(out, index=False)
+        print(f"wrote {len(table)} rows to {out}")
+    else:
+        print(table.to_string(index=False, max_colwidth=40))
+    return 0
+
+
 def cmd_cancel(ident: str, root: Path) -> int:
     from deeptrade.launch import scheduler
     from deeptrade.launch.dag import DagRecord
@@ -175,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeline", help="ingest -> features -> ... as a stage DAG (overrides follow)"
     )
     pl.add_argument("--wait", action="store_true")
+    rs = sub.add_parser("results", help="one row per sweep task: overrides, state, metrics")
+    rs.add_argument("id")
+    rs.add_argument("--root")
+    rs.add_argument("--out", help="write CSV (.csv) or Parquet instead of printing")
     q = sub.add_parser("queue", help="suite jobs grouped by sweep and pipeline")
     q.add_argument("--root")
     q.add_argument("--limit", type=int, default=20)
@@ -217,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "status":
             return cmd_status(args.id, _root(args.root), wait=args.wait, as_json=args.json)
+        if args.cmd == "results":
+            return cmd_results(args.id, _root(args.root), args.out)
         if args.cmd == "queue":
             return cmd_queue(_root(args.root), limit=args.limit)
         if args.cmd == "retry":

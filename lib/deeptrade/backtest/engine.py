@@ -208,7 +208,7 @@ def _stop_check(qj, o, h, lo, stop, take):
  T_GROSS_PNL, T_STOP, T_TAKE, T_LEN) = range(12)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _execute(
     j, t, d, price, reason, cfg, state, q, tr, stats, record, fills, nf, trades, nt
 ):  # pragma: no cover - numba
@@ -274,7 +274,7 @@ def _execute(
     return nf, nt
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record_trade(j, t, tr, exit_price, pnl, is_open, trades, nt):  # pragma: no cover - numba
     if nt >= trades.shape[0]:
         return nt + 1  # counted, not written: the caller's capacity check raises
@@ -304,7 +304,7 @@ def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
     return shares if w > 0 else -shares
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fill_orders(
     t, px, w_new, pend_atr, cfg, state, q, tr, stats, record, fills, nf, trades, nt
 ):  # pragma: no cover - numba
@@ -337,7 +337,7 @@ def _fill_orders(
     return nf, nt
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _quiet_bars(
     t, start, end, c, o, h, lo, vol, target, q, held, tr, cash, direction, vol_sizing, stops,
     record, equity_out, pos_out, stats,

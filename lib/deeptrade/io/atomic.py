@@ -62,19 +62,31 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     tmp.mkdir()
     try:
         yield tmp
+        _swap_in(tmp, final, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, final: Path, *, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``final``; with several writers racing, the last one wins cleanly."""
+    for _ in range(20):
         if final.exists():
             if not overwrite:
                 raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
             old = final.parent / f"{TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-            os.rename(tmp, final)
+            try:
+                os.rename(final, old)
+            except FileNotFoundError:  # another writer moved it away first: try again
+                continue
             shutil.rmtree(old, ignore_errors=True)
-        else:
+        try:
             os.rename(tmp, final)
+        except OSError:  # another writer put its version in between: swap again
+            continue
         _fsync_dir(final.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    raise RuntimeError(f"could not move {tmp} into place at {final}: too many concurrent writers")
 
 
 def clean_stale_tmp(directory: str | os.PathLike[str]) -> list[Path]:

@@ -242,3 +242,34 @@ def format_status(record: SweepRecord, status: list[TaskStatus]) -> str:
             f"{' '.join(s.overrides):<40} {extra}"
         )
     return "\n".join(lines)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, int | float | str | bool) or value is None:
+        out[prefix] = value
+
+
+def results_table(record: SweepRecord, status: list[TaskStatus] | None = None) -> Any:
+    """One row per task: its overrides as columns, then its state and flattened result.
+
+    Swept keys become columns (``model.name``, ``symbol`` ...), so the table pivots directly.
+    """
+    import pandas as pd
+
+    status = status if status is not None else sweep_status(record)
+    rows = []
+    for s in status:
+        row: dict[str, Any] = {"task": s.index, "job_id": s.job_id, "state": s.state}
+        for o in s.overrides:
+            key, _, value = o.partition("=")
+            if key != "paths.root":
+                row[key.lstrip("+~")] = value
+        if isinstance(s.result, dict):
+            _flatten("", s.result, row)
+        elif s.result is not None:
+            row["error"] = str(s.result)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -131,7 +131,9 @@ def indicators_for_symbol(
     cpos, cneg = _prefix(positive), _prefix(negative)
     hi = np.searchsorted(news_ns, cutoff_ns, side="right")
 
-    def window(end: np.ndarray, width: int, end_idx: np.ndarray | None = None):
+    def window(
+        end: np.ndarray, width: int, end_idx: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         top = np.searchsorted(news_ns, end, side="right") if end_idx is None else end_idx
         lo = np.searchsorted(news_ns, end - width, side="right")
         return lo, top, (top - lo).astype(np.float64)

@@ -128,6 +128,9 @@ def _parse_time(value: Any, assume_tz: str | None) -> pd.Timestamp:
         raise _BadRecord("created_at is missing")
     if not isinstance(value, (str, pd.Timestamp)) and not hasattr(value, "tzinfo"):
         raise _BadRecord(f"created_at must be an ISO-8601 string, got {value!r}")
+    if isinstance(value, str) and not value.strip()[:1].isdigit():
+        # pd.Timestamp would read "now" or "today" as the wall clock: never a publication time.
+        raise _BadRecord(f"created_at {value!r} is not an ISO-8601 timestamp")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as e:

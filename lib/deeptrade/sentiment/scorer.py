@@ -67,10 +67,12 @@ class ScorerConfig:
     """What is scored: the headline, or the headline followed by the summary."""
     max_length: int = 64
     """Tokens per text, special tokens included; longer texts are truncated."""
-    token_budget: int = 4096
-    """Padded tokens per forward pass (batch rows x bucket length); raise it on big GPUs."""
-    max_batch_size: int = 128
-    """Upper bound on rows per forward pass."""
+    token_budget: int = 2048
+    """Padded tokens per forward pass (batch rows x bucket length). 2048 saturates a CPU; on a
+    GPU use e.g. 32768 (V100 fp16, FinBERT) with a matching max_batch_size."""
+    max_batch_size: int = 64
+    """Upper bound on rows per forward pass (also the most filler rows fixed_shapes can add per
+    bucket and call, so keep calls, i.e. shard parts, much larger than buckets x this)."""
     length_multiple: int = 8
     """Bucket granularity in tokens: padding per text is below this (8 suits tensor cores)."""
     fixed_shapes: bool = True

@@ -193,6 +193,12 @@ def score_shard(
     """
     if part_size < 1:
         raise ValueError(f"part_size must be >= 1, got {part_size}")
+    dup = items["id"].duplicated()
+    if dup.any():
+        raise ValueError(
+            f"news ids must be unique (e.g. {items.loc[dup, 'id'].iloc[0]!r} repeats); "
+            "pass the items through news.dedupe_news first"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in out_dir.glob(f"{TMP_PREFIX}shard-{shard.index:05d}-*"):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _train_frames import train_in_two_phases
+from _train_frames import oom_on_rank_1_above_4, train_in_two_phases
 
 from deeptrade.train import TrainerConfig, TrainSpec, load_bundle, train_model
 from deeptrade.train.spawn import spawn
@@ -61,18 +61,22 @@ def assert_matches(single: dict[str, Any], multi: dict[str, Any]) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=ATOL_WEIGHTS)
 
 
-def test_ddp_two_slurm_tasks_match_one_process(
+def test_ddp_two_slurm_tasks_match_one_process_through_an_oom_on_one_rank(
     frame: pd.DataFrame, tmp_path: Path, single: dict[str, Any]
 ) -> None:
+    # Rank 1 alone "runs out of memory" at micro-batch 8: both ranks must agree to back off
+    # to 4 (else rank 0 would wait in the all-reduce forever), and the global batch, hence
+    # the losses, must not change.
     r0, r1 = spawn(
         train_model,
         2,
         args=(spec("ddp"), frame, None, str(tmp_path)),
-        kwargs={"checkpoint_dir": str(tmp_path / "ckpt")},
+        kwargs={"checkpoint_dir": str(tmp_path / "ckpt"), "fault_hook": oom_on_rank_1_above_4},
         style="slurm",
         timeout_s=300,
     )
     assert (r0["rank"], r1["rank"]) == (0, 1)
+    assert r0["micro_batch_size"] == r1["micro_batch_size"] == 4
     assert r0["step_losses"] == r1["step_losses"]  # every rank reports the global mean
     assert r1["bundle"] == r0["bundle"]  # rank 1 returns once rank 0 has written it
     assert_matches(single, r0)
