@@ -1,8 +1,8 @@
 """Train job: a features artifact -> a model bundle (BiLSTM, Transformer, CNN, XGBoost, ensembles).
 
-    deeptrade run train model=lstm trainer.epochs=5
-    deeptrade submit train -m symbol=AAPL,MSFT timeframe=1d model=lstm,cnn cluster=devslurm
-    srun --ntasks=2 python -m jobs.train trainer.engine=deepspeed   # ranks from Slurm
+deeptrade run train model=lstm trainer.epochs=5
+deeptrade submit train -m symbol=AAPL,MSFT timeframe=1d model=lstm,cnn cluster=devslurm
+srun --ntasks=2 python -m jobs.train trainer.engine=deepspeed   # ranks from Slurm
 """
 
 from __future__ import annotations

@@ -92,13 +92,17 @@ def cmd_submit(job: str, args: list[str], *, wait: bool) -> int:
     root = Path(cfg.paths.root).expanduser().resolve()
     record = submit_sweep(job, [[*p, f"paths.root={root}"] for p in points], cfg.cluster, root)
     if multirun:
-        print(f"sweep {record.id}: {len(points)} task(s) of '{job}' on {record.cluster}"
-              + (f" (array {', '.join(record.array_ids)})" if record.array_ids else ""))
+        print(
+            f"sweep {record.id}: {len(points)} task(s) of '{job}' on {record.cluster}"
+            + (f" (array {', '.join(record.array_ids)})" if record.array_ids else "")
+        )
         print(f"  follow it with: deeptrade status {record.id}")
     else:
         task = record.tasks[0]
-        print(f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, "
-              f"state {task.state or 'PENDING'})")
+        print(
+            f"submitted {job} as {record.id} (job {task.job_id or 'in-process'}, "
+            f"state {task.state or 'PENDING'})"
+        )
     if wait and record.array_ids:
         status = wait_sweep(record)
         print(format_status(record, status))
@@ -156,7 +160,9 @@ def cmd_results(ident: str, root: Path, out: str | None) -> int:
 
     table = results_table(SweepRecord.load(root, ident))
     if out:
-        table.to_csv(out, index=False) if out.endswith(".csv") else table.to_parquet(out, index=False)
+        table.to_csv(out, index=False) if out.endswith(".csv") else table.to_parquet(
+            out, index=False
+        )
         print(f"wrote {len(table)} rows to {out}")
     else:
         print(table.to_string(index=False, max_colwidth=40))

@@ -62,7 +62,7 @@ def test_ingest_files_and_bad_file_leaves_store_untouched(store_root: Path, tmp_
     truncated = tmp_path / "ibm.parquet"
     aapl.to_parquet(truncated)
     truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(ValueError, match="ibm.parquet"):
+    with pytest.raises(ValueError, match=r"ibm\.parquet"):
         run_job("ingest", ["data.source=files", f"data.files=[{truncated}]", "data.name=trunc"])
     assert ArtifactStore(store_root).get("bars", "trunc") is None
 

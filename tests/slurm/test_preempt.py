@@ -33,8 +33,9 @@ def test_usr2_mid_run_requeues_and_resumes_to_identical_weights(
     store = ArtifactStore(store_root)
 
     cluster = load("train", [*SMOKE, "cluster=devslurm"]).cluster
-    record = submit_sweep("train", [[*SMOKE, "train.tag=preempted", f"paths.root={store_root}"]],
-                          cluster, store_root)
+    record = submit_sweep(
+        "train", [[*SMOKE, "train.tag=preempted", f"paths.root={store_root}"]], cluster, store_root
+    )
     job_id = record.tasks[0].job_id
     assert job_id is not None
     # Wait until a random number of epochs is done, then signal like Slurm does on preemption.
@@ -62,6 +63,8 @@ def test_usr2_mid_run_requeues_and_resumes_to_identical_weights(
     a = _weights(store, "sample-default/1d-AAPL-lstm-preempted")
     b = _weights(store, "sample-default/1d-AAPL-lstm-straight")
     assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
+    assert all(torch.equal(a[k], b[k]) for k in a), (
+        "resumed weights differ from an uninterrupted run"
+    )
     history = [json.loads(x) for x in (art.path / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == sorted({h["epoch"] for h in history})

@@ -8,7 +8,6 @@ apply to every stage alike; a stage's skip key hashes only the sections it uses,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from deeptrade.config.schema import JobConfig
 from deeptrade.data.sources import AlpacaBarsConfig

@@ -11,14 +11,11 @@ import numpy as np
 import pandas as pd
 
 from deeptrade.features.config import FeatureConfig
-from deeptrade.features.kernels import kernel_params, new_state, run_bars
-from deeptrade.features.spec import TIME_FEATURES, feature_names, warmup_bars
+from deeptrade.features.pipeline import Block, Plan, advance
+from deeptrade.features.spec import feature_names, warmup_bars
 
 BACKENDS = ("cpu", "gpu")
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
-NS_PER_DAY = 86_400 * 1_000_000_000
-# 1970-01-01 was a Thursday; with Monday = 0 that is weekday 3.
-EPOCH_WEEKDAY = 3
 
 BenchmarkLike = pd.Series | np.ndarray | None
 
@@ -46,10 +43,11 @@ def compute_features(
         return compute_features_gpu(bars, benchmark_close=benchmark_close, config=config)
     if backend != "cpu":
         raise ValueError(f"backend={backend!r}: use one of {BACKENDS}")
-    inputs, ts = prepare_inputs(bars, benchmark_close)
-    out = np.empty((len(feature_names(config)), len(ts)), dtype=np.float64)
-    run_bars(inputs, new_state(config), kernel_params(config), out[: -len(TIME_FEATURES)])
-    out[-len(TIME_FEATURES) :] = time_features(ts, config.session_tz)
+    block = to_block(bars, benchmark_close)
+    plan = Plan.of(config)
+    out = np.empty((plan.n_features, len(block.close)), dtype=np.float64)
+    if len(block.close):
+        advance(block, plan.fresh_state(), plan, out)
     return assemble_frame(bars, out, config)
 
 
@@ -61,8 +59,8 @@ def assemble_frame(bars: pd.DataFrame, out: np.ndarray, config: FeatureConfig) -
     return frame
 
 
-def prepare_inputs(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> tuple[tuple, np.ndarray]:
-    """Validate `bars` and return the kernel inputs plus UTC timestamps as int64 ns."""
+def to_block(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> Block:
+    """Validate `bars` (the deeptrade.data.schema contract) and extract the kernel inputs."""
     missing = [c for c in REQUIRED if c not in bars.columns]
     if missing:
         raise ValueError(
@@ -102,8 +100,7 @@ def prepare_inputs(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> tuple[
     else:
         px = np.full(len(ts), np.nan)
     bench = align_benchmark(benchmark_close, stamps)
-    inputs = (arrays["open"], arrays["high"], arrays["low"], arrays["close"], arrays["volume"])
-    return (*inputs, px, bench), ts
+    return Block(**arrays, bar_price=px, bench=bench, ts_ns=ts)
 
 
 def _float_column(bars: pd.DataFrame, name: str) -> np.ndarray:
@@ -133,18 +130,3 @@ def align_benchmark(benchmark_close: BenchmarkLike, stamps: pd.Series) -> np.nda
         row = int(np.argmax(values <= 0.0))
         raise ValueError(f"benchmark_close at row {row} is {values[row]!r}; prices must be > 0")
     return np.ascontiguousarray(values)
-
-
-def time_features(ts_ns: np.ndarray, tz: str) -> np.ndarray:
-    """(4, n) array: sin/cos of the time of day and of the weekday, in zone `tz`."""
-    ts_ns = np.asarray(ts_ns, dtype=np.int64)
-    if tz == "UTC":
-        local = ts_ns
-    else:
-        wall = pd.DatetimeIndex(ts_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
-        local = wall.tz_localize(None).as_unit("ns").asi8
-    day_angle = (2.0 * np.pi / NS_PER_DAY) * (local % NS_PER_DAY).astype(np.float64)
-    week_angle = (2.0 * np.pi / 7.0) * ((local // NS_PER_DAY + EPOCH_WEEKDAY) % 7).astype(
-        np.float64
-    )
-    return np.stack([np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)])

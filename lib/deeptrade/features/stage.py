@@ -39,7 +39,11 @@ def artifact_name(data: DataConfig, features: FeaturesConfig) -> str:
 def stage_key(store: ArtifactStore, bars_hash: str, features: FeaturesConfig) -> str:
     from deeptrade.features.spec import feature_spec_hash
 
-    cfg = {k: v for k, v in to_container(features).items() if k not in ("scheduler", "workers", "params")}
+    cfg = {
+        k: v
+        for k, v in to_container(features).items()
+        if k not in ("scheduler", "workers", "params")
+    }
     spec = feature_spec_hash(features.params)
     return store.stage_key({"features": cfg, "spec": spec}, {"bars": bars_hash}, STAGE_VERSION)
 

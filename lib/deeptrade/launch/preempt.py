@@ -23,8 +23,9 @@ PREEMPT = threading.Event()
 
 
 def _on_usr2(signum: int, frame: Any) -> None:
-    log.warning("received %s: checkpointing at the next step, then requeueing",
-                signal.Signals(signum).name)
+    log.warning(
+        "received %s: checkpointing at the next step, then requeueing", signal.Signals(signum).name
+    )
     PREEMPT.set()
 
 

@@ -58,8 +58,10 @@ def queue_view(root: Path, *, limit: int = 20, max_age_s: float = 5.0) -> list[G
             states = [(s.job_id, s.state, s.reason) for s in sweep_status(rec, max_age_s=_REUSE)]
             row = GroupRow(kind="sweep", id=rec.id, job=rec.job)
         else:
-            states = [(r["job_id"], r["state"], r.get("why") or "")
-                      for r in dag_status(rec, max_age_s=_REUSE)]
+            states = [
+                (r["job_id"], r["state"], r.get("why") or "")
+                for r in dag_status(rec, max_age_s=_REUSE)
+            ]
             row = GroupRow(kind="dag", id=rec.id, job="+".join(s.job for s in rec.stages))
         gpu_s = 0.0
         for job_id, state, reason in states:
@@ -87,7 +89,9 @@ def format_queue(rows: list[GroupRow]) -> str:
     for r in rows:
         states = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
         gpu = "n/a" if r.gpu_hours is None else f"{r.gpu_hours:.2f}"
-        lines.append(f"{r.kind:<6} {r.id:<36} {r.job:<22} {states:<40} {r.max_elapsed_s:>7}s {gpu:>7}")
+        lines.append(
+            f"{r.kind:<6} {r.id:<36} {r.job:<22} {states:<40} {r.max_elapsed_s:>7}s {gpu:>7}"
+        )
         for reason, n in sorted(r.pending_reasons.items()):
             lines.append(f"{'':<6} pending: {reason} x{n}")
     return "\n".join(lines)
@@ -98,8 +102,11 @@ def retry_failed(root: Path, sweep_id: str) -> SweepRecord | None:
     from deeptrade.config.compose import load
 
     record = SweepRecord.load(root, sweep_id)
-    failed = [s for s in sweep_status(record, max_age_s=0) if s.state in ("FAILED", "LOST", "TIMEOUT",
-                                                                          "OUT_OF_MEMORY", "NODE_FAIL")]
+    failed = [
+        s
+        for s in sweep_status(record, max_age_s=0)
+        if s.state in ("FAILED", "LOST", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+    ]
     if not failed:
         return None
     overrides = list(failed[0].overrides)

@@ -89,13 +89,15 @@ def sacct_gpu_seconds(job_ids: list[str]) -> dict[str, float] | None:
     CALLS["sacct"] = CALLS.get("sacct", 0) + 1
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-o", "JobID,ElapsedRaw,AllocTRES", "-j", ",".join(job_ids)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if out.returncode != 0:
         return None
     result = {}
     for line in out.stdout.splitlines():
-        job_id, elapsed, tres = (line.split("|") + ["", "", ""])[:3]
+        job_id, elapsed, tres = ([*line.split("|"), "", "", ""])[:3]
         result[job_id] = float(elapsed or 0) * gpus_of(tres)
     return result
 

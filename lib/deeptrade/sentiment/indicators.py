@@ -208,11 +208,11 @@ def sentiment_indicators(
     ``scores`` is the scorer's table (symbol, created_at, score, label); rows without a symbol
     are ignored, symbols without news get empty-window values (NaN, 0 for count and decay).
     """
-    for frame, cols, what in (
+    for frame, required, what in (
         (scores, ("symbol", "created_at", "score", "label"), "scores"),
         (bars, ("symbol", "timestamp"), "bars"),
     ):
-        missing = [c for c in cols if c not in frame.columns]
+        missing = [c for c in required if c not in frame.columns]
         if missing:
             raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
     shift = pd.Timedelta(config.timeframe).value - pd.Timedelta(config.latency).value

@@ -281,7 +281,7 @@ class SentimentScorer:
     def plan(self, lengths: Sequence[int]) -> list[tuple[int, np.ndarray]]:
         """Batches as (bucket length, item indices): longest bucket first, input order inside."""
         buckets = np.array([self.bucket_length(n) for n in lengths], dtype=np.int64)
-        batches = []
+        batches: list[tuple[int, np.ndarray]] = []
         for length in sorted(set(buckets.tolist()), reverse=True):
             idx = np.flatnonzero(buckets == length)
             rows = self.rows_for(length)

@@ -47,7 +47,7 @@ def build_vocab(texts: Iterable[str], *, size: int | None = None) -> list[str]:
 
 def bert_tokenizer(vocab_file: str | Path) -> Any:
     """``BertTokenizerFast`` from a vocab file (transformers 5 renamed vocab_file to vocab)."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # lazy export
 
     params = inspect.signature(BertTokenizerFast.__init__).parameters
     key = "vocab_file" if "vocab_file" in params else "vocab"

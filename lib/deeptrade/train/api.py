@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,17 @@ def prepare(
     np.add.at(covered, train - spec.window + 1, 1)
     np.add.at(covered, train + 1, -1)
     rows = np.flatnonzero((np.cumsum(covered[:-1]) > 0) & ~warm)
+    dead = np.isnan(X[rows]).all(axis=0) if len(rows) else np.zeros(len(names), bool)
+    if dead.any():
+        dead_names = [n for n, d in zip(names, dead, strict=True) if d]
+        if spec.features:
+            raise ValueError(
+                f"features {dead_names} are NaN on every training row (e.g. a benchmark-"
+                "relative feature without a benchmark); remove them from features="
+            )
+        warnings.warn(f"dropping features {dead_names}: NaN on every training row", stacklevel=2)
+        names = [n for n, d in zip(names, dead, strict=True) if not d]
+        X = np.ascontiguousarray(X[:, ~dead])
     scaler = Scaler.fit(X, rows)
 
     scale = 1.0

@@ -70,10 +70,16 @@ def train_spec(cfg: DeeptradeConfig, horizon: int) -> Any:
     )
 
 
-def stage_key(store: ArtifactStore, cfg: DeeptradeConfig, features_hash: str, symbols: list[str]) -> str:
+def stage_key(
+    store: ArtifactStore, cfg: DeeptradeConfig, features_hash: str, symbols: list[str]
+) -> str:
     section = {
-        "model": {"name": cfg.model.name, "head": cfg.model.head, "window": cfg.model.window,
-                  "params": _model_params(cfg)},
+        "model": {
+            "name": cfg.model.name,
+            "head": cfg.model.head,
+            "window": cfg.model.window,
+            "params": _model_params(cfg),
+        },
         "trainer": {k: v for k, v in to_container(cfg.trainer).items() if k not in ("device",)},
         "train": to_container(cfg.train),
         "symbols": symbols,
@@ -99,8 +105,9 @@ def run_train(
     from deeptrade.train.api import train_model
     from deeptrade.train.dist import DistEnv
 
-    feats = store.require("features", features_name(cfg),
-                          hint="Run the features job first: deeptrade run features")
+    feats = store.require(
+        "features", features_name(cfg), hint="Run the features job first: deeptrade run features"
+    )
     symbols = symbols_for(cfg, feats.path)
     name = model_name(cfg, symbols)
     key = stage_key(store, cfg, feats.manifest.content_hash, symbols)
@@ -115,18 +122,29 @@ def run_train(
     work = store.root / "_checkpoints" / f"{name.replace('/', '__')}-{key[:12]}"
     env = DistEnv()
     result = train_model(
-        train_spec(cfg, horizon), frames, None, work / "out",
+        train_spec(cfg, horizon),
+        frames,
+        None,
+        work / "out",
         checkpoint_dir=work / "ckpt",
         feature_spec_hash=feats.manifest.meta["feature_spec_hash"],
-        env=env, preempt=preempt,
+        env=env,
+        preempt=preempt,
     )
     if result["status"] == "preempted" or not env.is_main:
         return {"artifact": f"models/{name}", "status": result["status"], "rank": env.rank}
-    meta = {"metrics": result.get("metrics"), "status": result["status"], "symbols": symbols,
-            "timeframe": cfg.timeframe, "label_horizon": horizon,
-            "window": cfg.model.window, "model": cfg.model.name,
-            "feature_spec_hash": feats.manifest.meta["feature_spec_hash"],
-            "steps": result.get("steps"), "world_size": env.world_size}
+    meta = {
+        "metrics": result.get("metrics"),
+        "status": result["status"],
+        "symbols": symbols,
+        "timeframe": cfg.timeframe,
+        "label_horizon": horizon,
+        "window": cfg.model.window,
+        "model": cfg.model.name,
+        "feature_spec_hash": feats.manifest.meta["feature_spec_hash"],
+        "steps": result.get("steps"),
+        "world_size": env.world_size,
+    }
     # Run-specific facts (absolute paths, where it resumed from) go to the manifest, not the
     # content: the same training must give the same content hash on any host.
     meta["resumed_from"] = result.get("resumed_from")
@@ -136,10 +154,21 @@ def run_train(
         for run_specific in ("resumed_from", "bundle"):
             saved.pop(run_specific, None)
         res_path.write_text(json.dumps(saved, indent=1, sort_keys=True))
-    with store.write("models", name, key=key, config=to_container(cfg), meta=meta,
-                     inputs={feats.ref: feats.manifest.content_hash}) as tmp:
+    with store.write(
+        "models",
+        name,
+        key=key,
+        config=to_container(cfg),
+        meta=meta,
+        inputs={feats.ref: feats.manifest.content_hash},
+    ) as tmp:
         for item in (work / "out").iterdir():
             shutil.move(str(item), tmp / item.name)
     shutil.rmtree(work, ignore_errors=True)
-    return {"artifact": f"models/{name}", "skipped": False, "status": result["status"],
-            "metrics": result.get("metrics"), "resumed_from": meta["resumed_from"]}
+    return {
+        "artifact": f"models/{name}",
+        "skipped": False,
+        "status": result["status"],
+        "metrics": result.get("metrics"),
+        "resumed_from": meta["resumed_from"],
+    }

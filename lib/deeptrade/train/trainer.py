@@ -23,6 +23,7 @@ import math
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,6 +294,8 @@ class Trainer:
                 f"the training split has {n} windows, fewer than one global batch "
                 f"({G}); lower trainer.global_batch_size or provide more data"
             )
+        if cfg.max_steps and self.global_step >= cfg.max_steps:
+            return "max_steps"
         while self.epoch < cfg.epochs:
             # The permutation depends only on (seed, epoch): every rank and every resume
             # sees the same order; the tail that does not fill a global batch is dropped.
@@ -590,6 +593,8 @@ class Trainer:
             "epoch": self.epoch,
             "engine": self.cfg.engine,
             "world_size": self.env.world_size,
+            "global_batch_size": self.cfg.global_batch_size,
+            "seed": self.cfg.seed,
             "format": 1,
         }
         main = self.env.is_main
@@ -632,6 +637,13 @@ class Trainer:
                 f"checkpoint {path} was written by engine={meta['engine']}, this run uses "
                 f"engine={self.cfg.engine}; use a fresh checkpoint_dir or the same engine"
             )
+        for key in ("global_batch_size", "seed"):
+            # Both fix the data order: resuming with another value would not continue the run.
+            if meta[key] != getattr(self.cfg, key):
+                raise ValueError(
+                    f"checkpoint {path} was written with trainer.{key}={meta[key]}, this run has "
+                    f"{getattr(self.cfg, key)}; use the same value or a fresh checkpoint_dir"
+                )
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         if self.engine is not None:
             if meta["world_size"] != self.env.world_size:
@@ -715,6 +727,10 @@ def import_deepspeed(device: torch.device) -> Any:
     from deepspeed.utils import logger as ds_logger
 
     ds_logger.setLevel(logging.WARNING)
+    # DeepSpeed 0.19.8 calls this torch API on every ZeRO step; the warning is not ours to fix.
+    warnings.filterwarnings(
+        "ignore", message=r".*all_gather_into_tensor.* is deprecated", category=FutureWarning
+    )
     if device.type == "cpu":
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     return deepspeed

@@ -132,3 +132,12 @@ def test_frame_errors_say_how_to_fix(frame: pd.DataFrame) -> None:
     shifted = pd.Series(frame["label"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]))
     arr = frame_to_arrays(frame, shifted, ["ret_1"])
     np.testing.assert_array_equal(arr.y, frame["label"].to_numpy(np.float32))
+
+
+def test_features_nan_on_all_training_rows_are_dropped_or_refused(frame: pd.DataFrame) -> None:
+    f = frame.assign(rel_ret=np.nan)  # e.g. a benchmark-relative feature without a benchmark
+    with pytest.warns(UserWarning, match=r"dropping features \['rel_ret'\]"):
+        p = prepare(TrainSpec(model="cnn", window=8), f)
+    assert p.feature_names == ["ret_1", "ret_5", "vol_10"] and p.X.shape[1] == 3
+    with pytest.raises(ValueError, match=r"\['rel_ret'\] are NaN on every training row"):
+        prepare(TrainSpec(model="cnn", window=8, features=["ret_1", "rel_ret"]), f)
