@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few steps only")
     ap.add_argument("--batch", type=int, default=64, help="windows per rank per step")
     args = ap.parse_args()
-    warmup, steps = (2, 6) if args.quick else (5, 40)
+    warmup, steps = (2, 6) if args.quick else (5, 200)
     torch.set_num_threads(1)
     import tempfile
 

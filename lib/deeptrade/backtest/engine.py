@@ -208,27 +208,38 @@ def _stop_check(qj, o, h, lo, stop, take):
  T_GROSS_PNL, T_STOP, T_TAKE, T_LEN) = range(12)  # fmt: skip
 
 
+@njit(cache=True)
+def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
+    """Shares whose cost at ``price`` plus fees equals ``|w| * equity`` (toward zero in lots)."""
+    budget = abs(w) * equity - cfg[C_MINFEE]
+    if budget <= 0.0:
+        return 0.0
+    shares = budget / (price * (1.0 + cfg[C_COMM]) + cfg[C_FPS])
+    if cfg[C_LOT] > 0.0:
+        shares = math.floor(shares / cfg[C_LOT]) * cfg[C_LOT]
+    return shares if w > 0 else -shares
+
+
 @njit(cache=True, inline="always")
 def _execute(
-    j, t, d, price, reason, cfg, state, q, tr, stats, record, fills, nf, trades, nt
+    j, t, d, price, reason, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt
 ):  # pragma: no cover - numba
-    """Fill ``d`` shares of symbol ``j`` at ``price`` (slippage already applied).
+    """Fill ``d`` shares of symbol ``j`` (position ``qj``) at ``price`` (slippage included).
 
-    ``state[0]`` is cash; ``tr[j]`` the open trade's bookkeeping (``T_*`` columns), including
-    its stop levels, set from the average entry price whenever the position changes.
-    Returns the updated fill and trade counters.
+    Updates the open-trade row ``tr[j]`` (its stop levels follow the average entry price),
+    the run statistics and, when ``record``, the fill and trade logs. Both kernels fill
+    through here. Returns (cash, new position, n_fills, n_trades).
     """
     fee = _fee(d, price, cfg)
-    state[0] -= d * price + fee
-    q_old = q[j]
-    q_new = q_old + d
+    cash -= d * price + fee
+    q_new = qj + d
     a = abs(d)
-    if q_old == 0.0:
+    if qj == 0.0:
         tr[j, T_ENTRY_BAR] = t
         tr[j, T_DIR] = 1.0 if d > 0 else -1.0
         for k in range(T_MAX_SIZE, T_LEN):
             tr[j, k] = 0.0
-    if abs(q_new) > abs(q_old):
+    if abs(q_new) > abs(qj):
         tr[j, T_ENTRY_COST] += a * price
         tr[j, T_ENTRY_QTY] += a
     else:
@@ -246,7 +257,6 @@ def _execute(
     tp = cfg[C_TP]
     tr[j, T_STOP] = avg * (1.0 - direction * sl) if sl > 0.0 else np.nan
     tr[j, T_TAKE] = avg * (1.0 + direction * tp) if tp > 0.0 else np.nan
-    q[j] = q_new
     stats[S_NOTIONAL] += a * price
     stats[S_NFILLS] += 1.0
     if record:
@@ -271,10 +281,10 @@ def _execute(
         if record:
             exit_price = tr[j, T_EXIT_VALUE] / tr[j, T_EXIT_QTY]
             nt = _record_trade(j, t, tr, exit_price, pnl, 0.0, trades, nt)
-    return nf, nt
+    return cash, q_new, nf, nt
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _record_trade(j, t, tr, exit_price, pnl, is_open, trades, nt):  # pragma: no cover - numba
     if nt >= trades.shape[0]:
         return nt + 1  # counted, not written: the caller's capacity check raises
@@ -293,124 +303,44 @@ def _record_trade(j, t, tr, exit_price, pnl, is_open, trades, nt):  # pragma: no
 
 
 @njit(cache=True)
-def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
-    """Shares whose cost at ``price`` plus fees equals ``|w| * equity`` (toward zero in lots)."""
-    budget = abs(w) * equity - cfg[C_MINFEE]
-    if budget <= 0.0:
-        return 0.0
-    shares = budget / (price * (1.0 + cfg[C_COMM]) + cfg[C_FPS])
-    if cfg[C_LOT] > 0.0:
-        shares = math.floor(shares / cfg[C_LOT]) * cfg[C_LOT]
-    return shares if w > 0 else -shares
-
-
-@njit(cache=True, inline="always")
-def _fill_orders(
-    t, px, w_new, pend_atr, cfg, state, q, tr, stats, record, fills, nf, trades, nt
-):  # pragma: no cover - numba
-    """Move every symbol with a new weight (``w_new[j]`` not NaN) to it at prices ``px[j]``.
-
-    Positions to be closed or reversed are closed first so that their proceeds (and fees) are
-    in the equity the new positions are sized from, as with backtesting.py's exclusive orders.
-    """
-    m = q.shape[0]
-    for j in range(m):
-        w = w_new[j]
-        if w == w and q[j] != 0.0 and (w == 0.0 or (w > 0) != (q[j] > 0)):
-            p = _slipped(px[j], -q[j], pend_atr[j], cfg)
-            nf, nt = _execute(j, t, -q[j], p, R_SIGNAL, cfg, state, q, tr, stats, record,
-                              fills, nf, trades, nt)  # fmt: skip
-    equity = state[0]
-    for j in range(m):
-        equity += q[j] * px[j]
-    for j in range(m):
-        w = w_new[j]
-        if w == w and w != 0.0:
-            p = _slipped(px[j], w, pend_atr[j], cfg)
-            d = _target_shares(w, equity, p, cfg) - q[j]
-            if d != 0.0:
-                if (d > 0) != (w > 0):
-                    p = _slipped(px[j], d, pend_atr[j], cfg)
-                nf, nt = _execute(j, t, d, p, R_SIGNAL, cfg, state, q, tr, stats, record,
-                                  fills, nf, trades, nt)  # fmt: skip
-        w_new[j] = np.nan
-    return nf, nt
-
-
-@njit(cache=True, inline="always")
-def _quiet_bars(
-    t, start, end, c, o, h, lo, vol, target, q, held, tr, cash, direction, vol_sizing, stops,
-    record, equity_out, pos_out, stats,
-):  # pragma: no cover - numba
-    """Mark bars ``t, t+1, ...`` that have no event; returns the first bar that has one.
-
-    An event is anything the full bar step would act on: a stop or take-profit level inside
-    the bar, a change of the effective target, equity <= 0, or the last bar.
-    """
-    m = q.shape[0]
-    t0 = t
-    if m == 1 and not record:
-        # One symbol (every sweep run): find the next event first, then mark the quiet span in
-        # a loop without branches. Prices are positive, so a long or flat book with positive
-        # cash cannot reach equity <= 0 inside the span; otherwise each bar is checked.
-        q0 = q[0]
-        held0 = held[0]
-        stop = tr[0, T_STOP]
-        take = tr[0, T_TAKE]
-        u = t
-        if stops and q0 != 0.0:
-            while u < end - 1:
-                if _stop_check(q0, o[u, 0], h[u, 0], lo[u, 0], stop, take)[0] >= 0:
-                    break
-                if _signal(target[u, 0], vol[u, 0], direction, vol_sizing) != held0:
-                    break
-                u += 1
-        else:
-            while u < end - 1 and _signal(target[u, 0], vol[u, 0], direction, vol_sizing) == held0:
-                u += 1
-        if q0 >= 0.0 and cash > 0.0:
-            for k in range(t, u):
-                equity_out[k - start] = cash + q0 * c[k, 0]
-        else:
-            for k in range(t, u):
-                equity = cash + q0 * c[k, 0]
-                if equity <= 0.0:
-                    u = k
-                    break
-                equity_out[k - start] = equity
-        t = u
-    else:
-        while t < end - 1:
-            event = False
-            if stops:
-                for j in range(m):
-                    if q[j] != 0.0:
-                        r, _ = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
-                                           tr[j, T_TAKE])  # fmt: skip
-                        if r >= 0:
-                            event = True
-            equity = cash
-            for j in range(m):
-                equity += q[j] * c[t, j]
-                if _signal(target[t, j], vol[t, j], direction, vol_sizing) != held[j]:
-                    event = True
-            if event or equity <= 0.0:
-                break
-            equity_out[t - start] = equity
-            if record:
-                for j in range(m):
-                    pos_out[t - start, j] = q[j]
-            t += 1
-    exposed_bars = 0
-    for j in range(m):
+def _record_open_trades(q, c_last, end, tr, trades, nt):  # pragma: no cover - numba
+    """Trades still open at the end, marked at the last close (not in the trade statistics)."""
+    for j in range(q.shape[0]):
         if q[j] != 0.0:
-            exposed_bars = t - t0
-    stats[S_EXPOSURE_BARS] += exposed_bars
-    return t
+            avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
+            gross = tr[j, T_GROSS_PNL] + tr[j, T_DIR] * (c_last[j] - avg) * abs(q[j])
+            nt = _record_trade(j, end - 1, tr, c_last[j], gross - tr[j, T_FEES], 1.0, trades, nt)
+    return nt
+
+
+@njit(cache=True, inline="always")
+def _move_to(
+    j, t, w, px, atr_value, equity, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt
+):  # pragma: no cover - numba
+    """Trade symbol ``j`` from ``qj`` shares to weight ``w`` of ``equity`` at ``px``.
+
+    Only the part that opens or resizes: a close or reversal has already been filled by the
+    caller (``_close_first``), so ``equity`` includes its proceeds and fees.
+    """
+    if w == 0.0:
+        return cash, qj, nf, nt
+    p = _slipped(px, w, atr_value, cfg)
+    d = _target_shares(w, equity, p, cfg) - qj
+    if d == 0.0:
+        return cash, qj, nf, nt
+    if (d > 0) != (w > 0):
+        p = _slipped(px, d, atr_value, cfg)  # shrinking a position sells (or covers)
+    return _execute(j, t, d, p, R_SIGNAL, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt)
+
+
+@njit(cache=True, inline="always")
+def _close_first(w, qj):  # pragma: no cover - numba
+    """Whether moving from ``qj`` shares to weight ``w`` starts by closing the position."""
+    return qj != 0.0 and (w == 0.0 or (w > 0) != (qj > 0))
 
 
 @njit(cache=True)
-def simulate(
+def simulate_single(
     o: np.ndarray,
     h: np.ndarray,
     lo: np.ndarray,
@@ -428,27 +358,166 @@ def simulate(
     trades: np.ndarray,
     stats: np.ndarray,
 ):  # pragma: no cover - numba
-    """Simulate one portfolio over bars ``[start, end)`` of (n, m) arrays.
+    """One symbol over bars ``[start, end)`` of 1-D arrays; the sweep's kernel.
 
-    Writes ``equity_out[t - start]`` for every bar and, when ``record``, positions, fills and
-    trades; ``stats`` (length ``S_LEN``) gets the run statistics. Returns (n_fills, n_trades).
+    Same rules as ``simulate_portfolio`` with m = 1 (tests hold them equal), with the book in
+    scalars: most bars have no event (no pending order, no stop hit, unchanged target) and
+    are only marked to market in a tight loop; any other bar goes through the full bar step.
+    Bar ``t`` reads inputs at index ``t`` only (see the module docstring for the order).
+    Returns (n_fills, n_trades); writes ``equity_out``, ``stats`` and, when ``record``,
+    ``pos_out``, ``fills`` and ``trades``.
+    """
+    tr = np.zeros((1, T_LEN))
+    stats[:] = 0.0
+    cash = cfg[C_CASH]
+    q = 0.0
+    held = 0.0  # effective target last acted on; an order goes out only when it changes
+    pend = np.nan  # weight to fill at the next open (NaN: none)
+    pend_atr = np.nan
+    nf = 0
+    nt = 0
+    fill_close = cfg[C_FILL_CLOSE] > 0
+    close_end = cfg[C_CLOSE_END] > 0
+    direction = int(cfg[C_DIRECTION])
+    vol_sizing = cfg[C_SIZING] == 1.0
+    stops = cfg[C_SL] > 0.0 or cfg[C_TP] > 0.0
+    bankrupt = False
+    exposed_bars = 0
+    t = start
+    while t < end:
+        if pend != pend and not bankrupt:
+            # Quiet bars: find the next event, then mark the span. Prices are positive, so a
+            # long or flat book with positive cash cannot reach equity <= 0 inside it.
+            u = t
+            if stops and q != 0.0:
+                stop = tr[0, T_STOP]
+                take = tr[0, T_TAKE]
+                while u < end - 1:
+                    if _stop_check(q, o[u], h[u], lo[u], stop, take)[0] >= 0:
+                        break
+                    if _signal(target[u], vol[u], direction, vol_sizing) != held:
+                        break
+                    u += 1
+            else:
+                while u < end - 1 and _signal(target[u], vol[u], direction, vol_sizing) == held:
+                    u += 1
+            if q >= 0.0 and cash > 0.0:
+                for k in range(t, u):
+                    equity_out[k - start] = cash + q * c[k]
+            else:
+                for k in range(t, u):
+                    e = cash + q * c[k]
+                    if e <= 0.0:
+                        u = k
+                        break
+                    equity_out[k - start] = e
+            if record:
+                for k in range(t, u):
+                    pos_out[k - start] = q
+            if q != 0.0:
+                exposed_bars += u - t
+            t = u
 
-    Bar ``t`` reads the inputs at index ``t`` only: fills of the orders decided at ``t - 1``
-    happen at ``open[t]``, stops on ``high[t]``/``low[t]``, and the decision reads
-    ``target[t]``, ``vol[t]``, ``atr[t]``, ``close[t]``. Most bars have no event (no pending
-    order, no stop hit, unchanged target); a short inner loop only marks those to market, and
-    any other bar goes through the full bar step below, so both paths share one rule set.
+        # Full bar step. 1. the order decided at t-1 fills at this bar's open
+        if pend == pend:
+            if _close_first(pend, q):
+                p = _slipped(o[t], -q, pend_atr, cfg)
+                cash, q, nf, nt = _execute(0, t, -q, p, R_SIGNAL, cash, q, tr, stats, cfg,
+                                           record, fills, nf, trades, nt)  # fmt: skip
+            cash, q, nf, nt = _move_to(0, t, pend, o[t], pend_atr, cash + q * o[t], cash, q, tr,
+                                       stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
+            pend = np.nan
+        # 2. stop-loss / take-profit inside this bar
+        if stops and q != 0.0:
+            reason, price = _stop_check(q, o[t], h[t], lo[t], tr[0, T_STOP], tr[0, T_TAKE])
+            if reason >= 0:
+                p = _slipped(price, -q, atr[t - 1] if t > 0 else np.nan, cfg)
+                cash, q, nf, nt = _execute(0, t, -q, p, reason, cash, q, tr, stats, cfg, record,
+                                           fills, nf, trades, nt)  # fmt: skip
+        # 3. mark to market at the close
+        equity = cash + q * c[t]
+        if equity <= 0.0 and not bankrupt:
+            # Out of money: liquidate and stop trading, as a broker's margin call would.
+            bankrupt = True
+            if q != 0.0:
+                cash, q, nf, nt = _execute(0, t, -q, c[t], R_END, cash, q, tr, stats, cfg,
+                                           record, fills, nf, trades, nt)  # fmt: skip
+            equity = cash
+        # 4. decide from data <= t (the last bar's decision could never fill at a next open)
+        last = t == end - 1
+        if not bankrupt and not (last and (close_end or not fill_close)):
+            sig = _signal(target[t], vol[t], direction, vol_sizing)
+            if sig != held:
+                held = sig
+                w = sig * cfg[C_FRACTION]
+                if vol_sizing and sig != 0.0:
+                    w = sig * cfg[C_VOLTGT] / vol[t]
+                if abs(w) > cfg[C_MAXLEV]:
+                    w *= cfg[C_MAXLEV] / abs(w)  # the portfolio kernel's scaling, for m = 1
+                if fill_close:
+                    if _close_first(w, q):
+                        p = _slipped(c[t], -q, atr[t], cfg)
+                        cash, q, nf, nt = _execute(0, t, -q, p, R_SIGNAL, cash, q, tr, stats,
+                                                   cfg, record, fills, nf, trades, nt)  # fmt: skip
+                    cash, q, nf, nt = _move_to(0, t, w, c[t], atr[t], cash + q * c[t], cash, q,
+                                               tr, stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
+                    equity = cash + q * c[t]
+                else:
+                    pend = w
+                    pend_atr = atr[t]
+        if last and close_end and q != 0.0:
+            p = _slipped(c[t], -q, atr[t], cfg)
+            cash, q, nf, nt = _execute(0, t, -q, p, R_END, cash, q, tr, stats, cfg, record,
+                                       fills, nf, trades, nt)  # fmt: skip
+            equity = cash
+        equity_out[t - start] = equity
+        if record:
+            pos_out[t - start] = q
+        if q != 0.0:
+            exposed_bars += 1
+        t += 1
+    stats[S_EXPOSURE_BARS] = exposed_bars
+    if record:
+        qa = np.full(1, q)
+        nt = _record_open_trades(qa, c[end - 1 : end], end, tr, trades, nt)
+    return nf, nt
+
+
+@njit(cache=True)
+def simulate_portfolio(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    vol: np.ndarray,
+    atr: np.ndarray,
+    target: np.ndarray,
+    start: int,
+    end: int,
+    cfg: np.ndarray,
+    record: bool,
+    equity_out: np.ndarray,
+    pos_out: np.ndarray,
+    fills: np.ndarray,
+    trades: np.ndarray,
+    stats: np.ndarray,
+):  # pragma: no cover - numba
+    """One portfolio of ``m`` symbols sharing cash over bars ``[start, end)`` of (n, m) arrays.
+
+    Bar ``t`` reads inputs at index ``t`` only (see the module docstring for the order).
+    On a bar with new orders, closes and reversals fill first so that the new positions are
+    sized from equity that includes their proceeds and fees (like backtesting.py's exclusive
+    orders); new weights are scaled down together when the gross exposure would exceed
+    ``max_leverage``. Returns (n_fills, n_trades).
     """
     m = c.shape[1]
-    state = np.zeros(1)
-    state[0] = cfg[C_CASH]
-    q = np.zeros(m)
     tr = np.zeros((m, T_LEN))
-    held = np.zeros(m)  # effective target last acted on; orders go out only when it changes
+    q = np.zeros(m)
+    held = np.zeros(m)
     pending = np.full(m, np.nan)
     pend_atr = np.full(m, np.nan)
-    px = np.empty(m)
     stats[:] = 0.0
+    cash = cfg[C_CASH]
     nf = 0
     nt = 0
     fill_close = cfg[C_FILL_CLOSE] > 0
@@ -458,21 +527,11 @@ def simulate(
     stops = cfg[C_SL] > 0.0 or cfg[C_TP] > 0.0
     has_pending = False
     bankrupt = False
-    t = start
-    while t < end:
-        # Fast path: bars without any event are only marked to market.
-        if not has_pending and not bankrupt:
-            t = _quiet_bars(t, start, end, c, o, h, lo, vol, target, q, held, tr, state[0],
-                            direction, vol_sizing, stops, record, equity_out, pos_out, stats)  # fmt: skip
-        if t >= end:
-            break
-
-        # Full bar step. 1. orders decided at t-1 fill at this bar's open
+    for t in range(start, end):
+        # 1. orders decided at t-1 fill at this bar's open
         if has_pending:
-            for j in range(m):
-                px[j] = o[t, j]
-            nf, nt = _fill_orders(t, px, pending, pend_atr, cfg, state, q, tr, stats, record,
-                                  fills, nf, trades, nt)  # fmt: skip
+            cash, nf, nt = _fill_weights(t, o[t], pending, pend_atr, cash, q, tr, stats, cfg,
+                                         record, fills, nf, trades, nt)  # fmt: skip
             has_pending = False
         # 2. stop-loss / take-profit inside this bar
         if stops:
@@ -481,23 +540,21 @@ def simulate(
                     reason, price = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
                                                 tr[j, T_TAKE])  # fmt: skip
                     if reason >= 0:
-                        a_prev = atr[t - 1, j] if t > 0 else np.nan
-                        p = _slipped(price, -q[j], a_prev, cfg)
-                        nf, nt = _execute(j, t, -q[j], p, reason, cfg, state, q, tr, stats,
-                                          record, fills, nf, trades, nt)  # fmt: skip
+                        p = _slipped(price, -q[j], atr[t - 1, j] if t > 0 else np.nan, cfg)
+                        cash, q[j], nf, nt = _execute(j, t, -q[j], p, reason, cash, q[j], tr,
+                                                      stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
         # 3. mark to market at the close
-        equity = state[0]
+        equity = cash
         for j in range(m):
             equity += q[j] * c[t, j]
         if equity <= 0.0 and not bankrupt:
-            # Out of money: liquidate and stop trading, as a broker's margin call would.
             bankrupt = True
             for j in range(m):
                 if q[j] != 0.0:
-                    nf, nt = _execute(j, t, -q[j], c[t, j], R_END, cfg, state, q, tr, stats,
-                                      record, fills, nf, trades, nt)  # fmt: skip
-            equity = state[0]
-        # 4. decide from data <= t (the last bar's decision could never fill at a next open)
+                    cash, q[j], nf, nt = _execute(j, t, -q[j], c[t, j], R_END, cash, q[j], tr,
+                                                  stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
+            equity = cash
+        # 4. decide from data <= t
         last = t == end - 1
         if not bankrupt and not (last and (close_end or not fill_close)):
             new_gross = 0.0
@@ -522,21 +579,19 @@ def simulate(
                         if pending[j] == pending[j]:
                             pending[j] *= room / new_gross
                 if fill_close:
-                    for j in range(m):
-                        px[j] = c[t, j]
-                    nf, nt = _fill_orders(t, px, pending, pend_atr, cfg, state, q, tr, stats,
-                                          record, fills, nf, trades, nt)  # fmt: skip
+                    cash, nf, nt = _fill_weights(t, c[t], pending, pend_atr, cash, q, tr, stats,
+                                                 cfg, record, fills, nf, trades, nt)  # fmt: skip
                     has_pending = False
-                    equity = state[0]
+                    equity = cash
                     for j in range(m):
                         equity += q[j] * c[t, j]
         if last and close_end:
             for j in range(m):
                 if q[j] != 0.0:
                     p = _slipped(c[t, j], -q[j], atr[t, j], cfg)
-                    nf, nt = _execute(j, t, -q[j], p, R_END, cfg, state, q, tr, stats, record,
-                                      fills, nf, trades, nt)  # fmt: skip
-            equity = state[0]
+                    cash, q[j], nf, nt = _execute(j, t, -q[j], p, R_END, cash, q[j], tr, stats,
+                                                  cfg, record, fills, nf, trades, nt)  # fmt: skip
+            equity = cash
         equity_out[t - start] = equity
         exposed = False
         for j in range(m):
@@ -546,16 +601,32 @@ def simulate(
                 pos_out[t - start, j] = q[j]
         if exposed:
             stats[S_EXPOSURE_BARS] += 1.0
-        t += 1
     if record:
-        # Trades still open at the end, marked at the last close (not in the trade statistics).
-        for j in range(m):
-            if q[j] != 0.0:
-                cl = c[end - 1, j]
-                avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
-                pnl = tr[j, T_GROSS_PNL] + tr[j, T_DIR] * (cl - avg) * abs(q[j]) - tr[j, T_FEES]
-                nt = _record_trade(j, end - 1, tr, cl, pnl, 1.0, trades, nt)
+        nt = _record_open_trades(q, c[end - 1], end, tr, trades, nt)
     return nf, nt
+
+
+@njit(cache=True)
+def _fill_weights(
+    t, px, w_new, pend_atr, cash, q, tr, stats, cfg, record, fills, nf, trades, nt
+):  # pragma: no cover - numba
+    """Portfolio fills: move every symbol with a new weight (``w_new[j]`` not NaN) to it at
+    ``px[j]``; closes and reversals first, then the rest sized from the resulting equity."""
+    m = q.shape[0]
+    for j in range(m):
+        if w_new[j] == w_new[j] and _close_first(w_new[j], q[j]):
+            p = _slipped(px[j], -q[j], pend_atr[j], cfg)
+            cash, q[j], nf, nt = _execute(j, t, -q[j], p, R_SIGNAL, cash, q[j], tr, stats, cfg,
+                                          record, fills, nf, trades, nt)  # fmt: skip
+    equity = cash
+    for j in range(m):
+        equity += q[j] * px[j]
+    for j in range(m):
+        if w_new[j] == w_new[j]:
+            cash, q[j], nf, nt = _move_to(j, t, w_new[j], px[j], pend_atr[j], equity, cash, q[j],
+                                          tr, stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
+        w_new[j] = np.nan
+    return cash, nf, nt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -669,11 +740,13 @@ def simulate_arrays(
     start: int = 0,
     end: int | None = None,
     record: bool = True,
+    kernel: str = "auto",
 ) -> dict[str, np.ndarray]:
     """Array-level run over ``[start, end)``: (n, m) ``open/high/low/close`` and ``target``.
 
-    Bars before ``start`` serve only as history (indicator warm-up for vol/ATR). Returns raw
-    arrays: equity (end-start,), positions (end-start, m), fills (k, 6), trades (k, 10), stats.
+    Bars before ``start`` serve only as history (indicator warm-up for vol/ATR). ``kernel``:
+    'auto' runs one symbol on ``simulate_single`` and several on ``simulate_portfolio``.
+    Returns raw arrays: equity (end-start,), positions (end-start, m), fills (k, 6), trades (k, 10), stats.
     """
     o, h, lo, c = (np.ascontiguousarray(arrays[k], dtype=np.float64) for k in OHLC)
     if c.ndim == 1:
@@ -693,13 +766,24 @@ def simulate_arrays(
         raise ValueError("targets must lie in [-1, 1] (NaN = flat); scale them first")
     vol, atr = aux_arrays(h, lo, c, cfg)
     cap = _capacity(target, vol, cfg, start, end) if record else 0
+    if kernel not in ("auto", "single", "portfolio"):
+        raise ValueError(f"kernel={kernel!r}; use 'auto', 'single' or 'portfolio'")
+    single = kernel == "single" or (kernel == "auto" and m == 1)
+    if single and m != 1:
+        raise ValueError(f"kernel='single' runs one symbol; the bars have {m}")
     equity = np.empty(end - start)
     pos = np.zeros((end - start, m) if record else (1, m))
     fills = np.zeros((cap, len(FILL_COLUMNS)))
     trades = np.zeros((cap, len(TRADE_COLUMNS)))
     stats = np.zeros(S_LEN)
-    nf, nt = simulate(o, h, lo, c, vol, atr, target, start, end, config_vector(cfg), record,
-                      equity, pos, fills, trades, stats)  # fmt: skip
+    if single:
+        args = [np.ascontiguousarray(a[:, 0]) for a in (o, h, lo, c, vol, atr, target)]
+        nf, nt = simulate_single(*args, start, end, config_vector(cfg), record, equity,
+                                 pos[:, 0], fills, trades, stats)  # fmt: skip
+    else:
+        nf, nt = simulate_portfolio(o, h, lo, c, vol, atr, target, start, end,
+                                    config_vector(cfg), record, equity, pos, fills, trades,
+                                    stats)  # fmt: skip
     assert nf <= cap and nt <= cap, "fill capacity bound violated"
     return {"equity": equity, "positions": pos, "fills": fills[:nf], "trades": trades[:nt],
             "stats": stats}  # fmt: skip

@@ -31,7 +31,7 @@ from deeptrade.backtest.engine import (
     BacktestConfig,
     aux_arrays,
     config_vector,
-    simulate,
+    simulate_single,
     validate_bars,
 )
 from deeptrade.backtest.metrics import (
@@ -81,7 +81,7 @@ def _sweep_kernel(
 ):  # pragma: no cover - numba
     n_sym = offsets.shape[0] - 1
     n_combo = pm.shape[0]
-    dummy_pos = np.zeros((1, 1))
+    dummy_pos = np.zeros(1)
     dummy_rec = np.zeros((0, len(TRADE_COLUMNS)))
     dummy_fill = np.zeros((0, len(FILL_COLUMNS)))
     for r in prange(n_sym * n_combo):
@@ -95,9 +95,8 @@ def _sweep_kernel(
         span = ends[s] - starts[s]
         eq = np.empty(span)
         stats = np.zeros(S_LEN)
-        simulate(o[a:b], h[a:b], lo[a:b], c[a:b], vol[a:b], atr[a:b], tgt.reshape((n, 1)),
-                 starts[s], ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec,
-                 stats)  # fmt: skip
+        simulate_single(o[a:b], h[a:b], lo[a:b], c[a:b], vol[a:b], atr[a:b], tgt, starts[s],
+                        ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec, stats)  # fmt: skip
         metrics_into(eq, stats, cfg[C_CASH], cfg[C_PPY], out[r])
         if keep:
             prev = cfg[C_CASH]
@@ -161,7 +160,7 @@ def sweep(
     starts = np.full(len(lengths), start, dtype=np.int64)
     if np.any(starts >= ends):
         raise ValueError(f"sweep: start={start} leaves no bars to simulate (series lengths {lengths})")
-    ohlc = [np.ascontiguousarray(np.concatenate([a[k] for a in arrays_list])[:, None]) for k in OHLC]
+    ohlc = [np.ascontiguousarray(np.concatenate([a[k] for a in arrays_list])) for k in OHLC]
     vol, atr = _aux(arrays_list, cfg)
     feats = np.ascontiguousarray(np.hstack(feats_list))
     n_runs = len(lengths) * len(pm)
@@ -197,7 +196,7 @@ def _aux(arrays_list: list[dict[str, np.ndarray]], cfg: BacktestConfig):
         v, t = aux_arrays(a["high"][:, None], a["low"][:, None], a["close"][:, None], cfg)
         vols.append(v)
         atrs.append(t)
-    return np.ascontiguousarray(np.vstack(vols)), np.ascontiguousarray(np.vstack(atrs))
+    return np.concatenate(vols)[:, 0].copy(), np.concatenate(atrs)[:, 0].copy()
 
 
 def add_deflated_sharpe(table: pd.DataFrame) -> pd.DataFrame:

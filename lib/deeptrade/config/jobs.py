@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from deeptrade.config.models import (
+    CNNConfig,
+    EnsembleConfig,
+    LSTMConfig,
+    TransformerConfig,
+    XGBConfig,
+)
 from deeptrade.config.schema import JobConfig
+from deeptrade.config.trainer import TrainerConfig
 from deeptrade.data.sources import AlpacaBarsConfig
 from deeptrade.data.validate import ValidationConfig
 from deeptrade.features.config import FeatureConfig
-from deeptrade.models.cnn import CNNConfig
-from deeptrade.models.ensemble import EnsembleConfig
-from deeptrade.models.lstm import LSTMConfig
-from deeptrade.models.transformer import TransformerConfig
-from deeptrade.models.xgb import XGBConfig
-from deeptrade.train.trainer import TrainerConfig
 
 
 @dataclass(kw_only=True)

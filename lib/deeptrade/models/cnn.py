@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from deeptrade.config.models import CNNConfig
 from deeptrade.models.base import ScoreHead
-
-
-@dataclass(kw_only=True)
-class CNNConfig:
-    channels: int = 32
-    """Channels of every convolution."""
-    kernel: int = 5
-    """Kernel size in bars (odd, so 'same' padding is symmetric)."""
-    layers: int = 3
-    """Convolution blocks; block i has dilation 2**i."""
-    dropout: float = 0.1
-    """Dropout after each block and before the head."""
-
-    def __post_init__(self) -> None:
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"cnn: kernel must be odd and >= 1, got {self.kernel}")
-        if self.channels < 1 or self.layers < 1:
-            raise ValueError("cnn: channels and layers must be >= 1")
 
 
 class CNN1D(nn.Module):

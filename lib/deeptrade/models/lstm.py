@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from deeptrade.config.models import LSTMConfig
 from deeptrade.models.base import ScoreHead
-
-
-@dataclass(kw_only=True)
-class LSTMConfig:
-    hidden: int = 64
-    """Hidden units per direction."""
-    layers: int = 1
-    """Stacked LSTM layers."""
-    dropout: float = 0.1
-    """Dropout between LSTM layers (needs layers > 1) and before the head."""
-    attention: bool = True
-    """Pool time steps with learned attention weights; else concatenate the end states."""
-
-    def __post_init__(self) -> None:
-        if self.hidden < 1 or self.layers < 1:
-            raise ValueError(
-                f"lstm: hidden ({self.hidden}) and layers ({self.layers}) must be >= 1"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lstm: dropout must be in [0, 1), got {self.dropout}")
 
 
 class BiLSTM(nn.Module):

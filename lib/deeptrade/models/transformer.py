@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from deeptrade.config.models import TransformerConfig
 from deeptrade.models.base import ScoreHead
-
-
-@dataclass(kw_only=True)
-class TransformerConfig:
-    d_model: int = 64
-    """Width of the token embeddings."""
-    heads: int = 4
-    """Attention heads; must divide d_model."""
-    layers: int = 2
-    """Encoder layers."""
-    ff: int = 128
-    """Hidden width of each layer's feed-forward block."""
-    dropout: float = 0.1
-    """Dropout inside the encoder and before the head."""
-    pool: str = "mean"
-    """How time steps become one vector: mean | last."""
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.heads:
-            raise ValueError(
-                f"transformer: heads ({self.heads}) must divide d_model ({self.d_model})"
-            )
-        if self.pool not in ("mean", "last"):
-            raise ValueError(f"transformer: pool must be mean or last, got {self.pool!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"transformer: dropout must be in [0, 1), got {self.dropout}")
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

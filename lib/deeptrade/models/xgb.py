@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from deeptrade.config.models import XGBConfig
 from deeptrade.models.heads import Head
-
-
-@dataclass(kw_only=True)
-class XGBConfig:
-    last_k: int = 5
-    """Window rows fed to the trees, newest last (0: the whole window)."""
-    n_estimators: int = 500
-    """Maximum boosting rounds."""
-    max_depth: int = 6
-    learning_rate: float = 0.05
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 1.0
-    reg_lambda: float = 1.0
-    early_stopping_rounds: int = 50
-    """Stop when the validation metric has not improved for this many rounds (0: never)."""
-    device: str = "auto"
-    """auto (cuda when torch sees a GPU) | cpu | cuda."""
-    n_jobs: int = 0
-    """CPU threads (0: XGBoost's default, all cores)."""
-
-    def __post_init__(self) -> None:
-        if self.last_k < 0 or self.n_estimators < 1:
-            raise ValueError("xgboost: last_k must be >= 0 and n_estimators >= 1")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"xgboost: device must be auto, cpu or cuda, got {self.device!r}")
 
 
 def _device(requested: str) -> str:

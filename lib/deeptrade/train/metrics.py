@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from deeptrade.config.trainer import MONITORS
 from deeptrade.models.heads import Head, output
 
 # Metric name -> whether larger is better.
-MONITORS = {"val_loss": False, "val_mse": False, "val_ic": True, "val_dir_acc": True}
 
 
 def evaluate(
