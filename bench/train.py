@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -31,7 +32,7 @@ from deeptrade.train.trainer import Trainer, TrainerConfig
 
 MODEL = "lstm"
 PARAMS = {"hidden": 32, "dropout": 0.0}
-WINDOW, FEATURES, ROWS = 30, 8, 20_000
+WINDOW, FEATURES, ROWS = 30, 8, 60_000  # enough rows that no epoch ends inside the timed steps
 
 
 def _data() -> tuple[WindowDataset, WindowDataset]:
@@ -130,8 +131,6 @@ def main() -> None:
     args = ap.parse_args()
     warmup, steps = (2, 6) if args.quick else (5, 200)
     torch.set_num_threads(1)
-    import tempfile
-
     common = {
         "model": MODEL,
         **PARAMS,

@@ -125,3 +125,22 @@ def test_dag_failed_stage_cancels_dependents_and_rerun_skips_done_stage(
     ingest_result = scheduler.read_result(folder, str(fixed.stage("ingest").job_id))
     assert ingest_result is not None and ingest_result[1]["skipped"] is True  # manifest match
     assert ArtifactStore(store_root).get("features", "sample-h5") is not None
+
+
+def test_features_as_an_array_over_partitions(slurm_cluster: None, store_root: Path) -> None:
+    data = ["experiment=smoke", "data.symbols=[AAPL,MSFT,IBM,SPX,NDX]"]
+    run_job("ingest", data)
+    out = _deeptrade(
+        "submit", "features", "-m", *data, "cluster=devslurm",
+        "features.shard=range(0,3)", "features.shards=3", "--wait", root=store_root, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    art = ArtifactStore(store_root).require("features", "sample-default")
+    assert len(art.manifest.meta["partitions"]) == 5
+    art.verify()
+    # The same artifact, computed in one process, has the same content hash.
+    local = run_job("features", [*data, "run.force=true"])
+    assert local["skipped"] is False
+    assert ArtifactStore(store_root).require("features", "sample-default").manifest.content_hash == (
+        art.manifest.content_hash
+    )

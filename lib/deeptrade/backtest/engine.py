@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -203,9 +204,36 @@ def _stop_check(qj, o, h, lo, stop, take):
     return -1, 0.0
 
 
-# Columns of the per-symbol open-trade bookkeeping ``tr`` (m, T_LEN).
-(T_ENTRY_BAR, T_DIR, T_MAX_SIZE, T_ENTRY_COST, T_ENTRY_QTY, T_EXIT_VALUE, T_EXIT_QTY, T_FEES,
- T_GROSS_PNL, T_STOP, T_TAKE, T_LEN) = range(12)  # fmt: skip
+class Trade(NamedTuple):
+    """Bookkeeping of one open trade, passed by value through the kernels (no refcounting)."""
+
+    entry_bar: float
+    direction: float
+    max_size: float
+    entry_cost: float  # sum of |qty| x price of the fills that grew the position
+    entry_qty: float
+    exit_value: float  # sum of |qty| x price of the fills that shrank it
+    exit_qty: float
+    fees: float
+    gross_pnl: float  # realised, before fees
+
+
+class Acc(NamedTuple):
+    """Run statistics accumulated by the kernels (stored into ``stats`` at the end)."""
+
+    n_trades: float
+    n_wins: float
+    gross_profit: float
+    gross_loss: float
+    sum_pnl: float
+    sum_trade_ret: float
+    notional: float
+    n_fills: float
+
+
+T_LEN = len(Trade._fields)
+NO_TRADE = Trade(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+NO_ACC = Acc(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True)
@@ -221,122 +249,137 @@ def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _execute(
-    j, t, d, price, reason, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt
-):  # pragma: no cover - numba
-    """Fill ``d`` shares of symbol ``j`` (position ``qj``) at ``price`` (slippage included).
+def _fill(tr, acc, t, qj, d, price, fee):  # pragma: no cover - numba
+    """Book a fill of ``d`` shares at ``price`` into the open trade and the run statistics.
 
-    Updates the open-trade row ``tr[j]`` (its stop levels follow the average entry price),
-    the run statistics and, when ``record``, the fill and trade logs. Both kernels fill
-    through here. Returns (cash, new position, n_fills, n_trades).
+    Returns (trade, acc, closed, pnl): ``closed`` when the position went to zero, with the
+    trade's pnl net of all its fees.
     """
-    fee = _fee(d, price, cfg)
-    cash -= d * price + fee
     q_new = qj + d
     a = abs(d)
     if qj == 0.0:
-        tr[j, T_ENTRY_BAR] = t
-        tr[j, T_DIR] = 1.0 if d > 0 else -1.0
-        for k in range(T_MAX_SIZE, T_LEN):
-            tr[j, k] = 0.0
+        tr = Trade(float(t), 1.0 if d > 0 else -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    cost, qty, exit_value, exit_qty, gross = (
+        tr.entry_cost, tr.entry_qty, tr.exit_value, tr.exit_qty, tr.gross_pnl
+    )  # fmt: skip
     if abs(q_new) > abs(qj):
-        tr[j, T_ENTRY_COST] += a * price
-        tr[j, T_ENTRY_QTY] += a
+        cost += a * price
+        qty += a
     else:
-        avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
-        tr[j, T_GROSS_PNL] += tr[j, T_DIR] * (price - avg) * a
-        tr[j, T_EXIT_VALUE] += a * price
-        tr[j, T_EXIT_QTY] += a
-    tr[j, T_FEES] += fee
-    if abs(q_new) > tr[j, T_MAX_SIZE]:
-        tr[j, T_MAX_SIZE] = abs(q_new)
-    avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
-    direction = tr[j, T_DIR]
-    # Levels a long (short) position exits at; NaN when disabled, so they never trigger.
+        gross += tr.direction * (price - cost / qty) * a
+        exit_value += a * price
+        exit_qty += a
+    tr = Trade(tr.entry_bar, tr.direction, max(tr.max_size, abs(q_new)), cost, qty, exit_value,
+               exit_qty, tr.fees + fee, gross)  # fmt: skip
+    closed = q_new == 0.0
+    pnl = tr.gross_pnl - tr.fees
+    acc = Acc(
+        acc.n_trades + closed,
+        acc.n_wins + (closed and pnl > 0),
+        acc.gross_profit + (pnl if closed and pnl > 0 else 0.0),
+        acc.gross_loss - (pnl if closed and pnl <= 0 else 0.0),
+        acc.sum_pnl + (pnl if closed else 0.0),
+        acc.sum_trade_ret + (pnl / cost if closed else 0.0),
+        acc.notional + a * price,
+        acc.n_fills + 1.0,
+    )
+    return tr, acc, closed, pnl
+
+
+@njit(cache=True, inline="always")
+def _levels(tr, cfg):  # pragma: no cover - numba
+    """(stop, take) prices of the open trade from its average entry; NaN when disabled."""
+    avg = tr.entry_cost / tr.entry_qty
     sl = cfg[C_SL]
     tp = cfg[C_TP]
-    tr[j, T_STOP] = avg * (1.0 - direction * sl) if sl > 0.0 else np.nan
-    tr[j, T_TAKE] = avg * (1.0 + direction * tp) if tp > 0.0 else np.nan
-    stats[S_NOTIONAL] += a * price
-    stats[S_NFILLS] += 1.0
-    if record:
-        if nf < fills.shape[0]:
-            fills[nf, 0] = t
-            fills[nf, 1] = j
-            fills[nf, 2] = d
-            fills[nf, 3] = price
-            fills[nf, 4] = fee
-            fills[nf, 5] = reason
-        nf += 1
-    if q_new == 0.0:
-        pnl = tr[j, T_GROSS_PNL] - tr[j, T_FEES]
-        stats[S_NTRADES] += 1.0
-        stats[S_SUM_PNL] += pnl
-        if pnl > 0:
-            stats[S_NWINS] += 1.0
-            stats[S_GROSS_PROFIT] += pnl
-        else:
-            stats[S_GROSS_LOSS] -= pnl
-        stats[S_SUM_TRADE_RET] += pnl / tr[j, T_ENTRY_COST]
-        if record:
-            exit_price = tr[j, T_EXIT_VALUE] / tr[j, T_EXIT_QTY]
-            nt = _record_trade(j, t, tr, exit_price, pnl, 0.0, trades, nt)
-    return cash, q_new, nf, nt
+    stop = avg * (1.0 - tr.direction * sl) if sl > 0.0 else np.nan
+    take = avg * (1.0 + tr.direction * tp) if tp > 0.0 else np.nan
+    return stop, take
 
 
 @njit(cache=True)
-def _record_trade(j, t, tr, exit_price, pnl, is_open, trades, nt):  # pragma: no cover - numba
-    if nt >= trades.shape[0]:
-        return nt + 1  # counted, not written: the caller's capacity check raises
-    trades[nt, 0] = j
-    trades[nt, 1] = tr[j, T_DIR]
-    trades[nt, 2] = tr[j, T_ENTRY_BAR]
-    trades[nt, 3] = t
-    trades[nt, 4] = tr[j, T_MAX_SIZE]
-    trades[nt, 5] = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
-    trades[nt, 6] = exit_price
-    trades[nt, 7] = pnl
-    trades[nt, 8] = tr[j, T_FEES]
-    trades[nt, 9] = pnl / tr[j, T_ENTRY_COST]
-    trades[nt, 10] = is_open
+def _log_fill(fills, nf, t, j, d, price, fee, reason):  # pragma: no cover - numba
+    if nf < fills.shape[0]:  # beyond capacity: counted, not written; the caller raises
+        fills[nf, 0] = t
+        fills[nf, 1] = j
+        fills[nf, 2] = d
+        fills[nf, 3] = price
+        fills[nf, 4] = fee
+        fills[nf, 5] = reason
+    return nf + 1
+
+
+@njit(cache=True)
+def _log_trade(trades, nt, j, t, tr, exit_price, pnl, is_open):  # pragma: no cover - numba
+    if nt < trades.shape[0]:
+        trades[nt, 0] = j
+        trades[nt, 1] = tr.direction
+        trades[nt, 2] = tr.entry_bar
+        trades[nt, 3] = t
+        trades[nt, 4] = tr.max_size
+        trades[nt, 5] = tr.entry_cost / tr.entry_qty
+        trades[nt, 6] = exit_price
+        trades[nt, 7] = pnl
+        trades[nt, 8] = tr.fees
+        trades[nt, 9] = pnl / tr.entry_cost
+        trades[nt, 10] = is_open
     return nt + 1
 
 
 @njit(cache=True)
-def _record_open_trades(q, c_last, end, tr, trades, nt):  # pragma: no cover - numba
-    """Trades still open at the end, marked at the last close (not in the trade statistics)."""
-    for j in range(q.shape[0]):
-        if q[j] != 0.0:
-            avg = tr[j, T_ENTRY_COST] / tr[j, T_ENTRY_QTY]
-            gross = tr[j, T_GROSS_PNL] + tr[j, T_DIR] * (c_last[j] - avg) * abs(q[j])
-            nt = _record_trade(j, end - 1, tr, c_last[j], gross - tr[j, T_FEES], 1.0, trades, nt)
-    return nt
+def _log(fills, trades, nf, nt, t, j, d, price, fee, reason, tr, closed, pnl):  # pragma: no cover
+    """Record a fill (and the trade it closed); only called when recording."""
+    nf = _log_fill(fills, nf, t, j, d, price, fee, reason)
+    if closed:
+        nt = _log_trade(trades, nt, j, t, tr, tr.exit_value / tr.exit_qty, pnl, 0.0)
+    return nf, nt
 
 
-@njit(cache=True, inline="always")
-def _move_to(
-    j, t, w, px, atr_value, equity, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt
-):  # pragma: no cover - numba
-    """Trade symbol ``j`` from ``qj`` shares to weight ``w`` of ``equity`` at ``px``.
-
-    Only the part that opens or resizes: a close or reversal has already been filled by the
-    caller (``_close_first``), so ``equity`` includes its proceeds and fees.
-    """
-    if w == 0.0:
-        return cash, qj, nf, nt
-    p = _slipped(px, w, atr_value, cfg)
-    d = _target_shares(w, equity, p, cfg) - qj
-    if d == 0.0:
-        return cash, qj, nf, nt
-    if (d > 0) != (w > 0):
-        p = _slipped(px, d, atr_value, cfg)  # shrinking a position sells (or covers)
-    return _execute(j, t, d, p, R_SIGNAL, cash, qj, tr, stats, cfg, record, fills, nf, trades, nt)
+@njit(cache=True)
+def _log_open(trades, nt, j, t, tr, qj, last_close):  # pragma: no cover - numba
+    """A trade still open at the end, marked at the last close (not in the statistics)."""
+    gross = tr.gross_pnl + tr.direction * (last_close - tr.entry_cost / tr.entry_qty) * abs(qj)
+    return _log_trade(trades, nt, j, t, tr, last_close, gross - tr.fees, 1.0)
 
 
 @njit(cache=True, inline="always")
 def _close_first(w, qj):  # pragma: no cover - numba
     """Whether moving from ``qj`` shares to weight ``w`` starts by closing the position."""
     return qj != 0.0 and (w == 0.0 or (w > 0) != (qj > 0))
+
+
+@njit(cache=True, inline="always")
+def _open_qty(w, qj, px, atr_value, equity, cfg):  # pragma: no cover - numba
+    """(shares, price) of the order that takes ``qj`` to weight ``w`` of ``equity`` at ``px``.
+
+    Only the opening or resizing part: a close or reversal was filled before (``_close_first``),
+    so ``equity`` includes its proceeds and fees. Shares 0 means no order.
+    """
+    if w == 0.0:
+        return 0.0, 0.0
+    p = _slipped(px, w, atr_value, cfg)
+    d = _target_shares(w, equity, p, cfg) - qj
+    if d != 0.0 and (d > 0) != (w > 0):
+        p = _slipped(px, d, atr_value, cfg)  # shrinking a position sells (or covers)
+    return d, p
+
+
+@njit(cache=True, inline="always")
+def _store_stats(acc, exposed_bars, stats):  # pragma: no cover - numba
+    stats[S_NTRADES] = acc.n_trades
+    stats[S_NWINS] = acc.n_wins
+    stats[S_GROSS_PROFIT] = acc.gross_profit
+    stats[S_GROSS_LOSS] = acc.gross_loss
+    stats[S_SUM_PNL] = acc.sum_pnl
+    stats[S_SUM_TRADE_RET] = acc.sum_trade_ret
+    stats[S_NOTIONAL] = acc.notional
+    stats[S_NFILLS] = acc.n_fills
+    stats[S_EXPOSURE_BARS] = exposed_bars
+
+
+# Steps of the full bar step, in order. Each may produce one fill.
+(P_OPEN_CLOSE, P_OPEN_FILL, P_STOP, P_BANKRUPT, P_DECIDE, P_CLOSE_CLOSE, P_CLOSE_FILL,
+ P_END) = range(8)  # fmt: skip
 
 
 @njit(cache=True)
@@ -360,20 +403,22 @@ def simulate_single(
 ):  # pragma: no cover - numba
     """One symbol over bars ``[start, end)`` of 1-D arrays; the sweep's kernel.
 
-    Same rules as ``simulate_portfolio`` with m = 1 (tests hold them equal), with the book in
-    scalars: most bars have no event (no pending order, no stop hit, unchanged target) and
-    are only marked to market in a tight loop; any other bar goes through the full bar step.
-    Bar ``t`` reads inputs at index ``t`` only (see the module docstring for the order).
-    Returns (n_fills, n_trades); writes ``equity_out``, ``stats`` and, when ``record``,
-    ``pos_out``, ``fills`` and ``trades``.
+    Same rules as ``simulate_portfolio`` with m = 1 (tests hold them bit-for-bit equal), with
+    the book in local values. Most bars have no event (no pending order, no stop hit,
+    unchanged target) and are only marked to market in a tight loop; any other bar runs the
+    full bar step, whose steps (``P_*``) each may produce one fill. Bar ``t`` reads inputs at
+    index ``t`` only. Returns (n_fills, n_trades); writes ``equity_out``, ``stats`` and, when
+    ``record``, ``pos_out``, ``fills`` and ``trades``.
     """
-    tr = np.zeros((1, T_LEN))
-    stats[:] = 0.0
+    tr = NO_TRADE
+    acc = NO_ACC
     cash = cfg[C_CASH]
     q = 0.0
     held = 0.0  # effective target last acted on; an order goes out only when it changes
-    pend = np.nan  # weight to fill at the next open (NaN: none)
+    pend = np.nan  # weight to fill at the next open (or this close); NaN: none
     pend_atr = np.nan
+    stop = np.nan
+    take = np.nan
     nf = 0
     nt = 0
     fill_close = cfg[C_FILL_CLOSE] > 0
@@ -390,8 +435,6 @@ def simulate_single(
             # long or flat book with positive cash cannot reach equity <= 0 inside it.
             u = t
             if stops and q != 0.0:
-                stop = tr[0, T_STOP]
-                take = tr[0, T_TAKE]
                 while u < end - 1:
                     if _stop_check(q, o[u], h[u], lo[u], stop, take)[0] >= 0:
                         break
@@ -418,69 +461,122 @@ def simulate_single(
                 exposed_bars += u - t
             t = u
 
-        # Full bar step. 1. the order decided at t-1 fills at this bar's open
-        if pend == pend:
-            if _close_first(pend, q):
-                p = _slipped(o[t], -q, pend_atr, cfg)
-                cash, q, nf, nt = _execute(0, t, -q, p, R_SIGNAL, cash, q, tr, stats, cfg,
-                                           record, fills, nf, trades, nt)  # fmt: skip
-            cash, q, nf, nt = _move_to(0, t, pend, o[t], pend_atr, cash + q * o[t], cash, q, tr,
-                                       stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
-            pend = np.nan
-        # 2. stop-loss / take-profit inside this bar
-        if stops and q != 0.0:
-            reason, price = _stop_check(q, o[t], h[t], lo[t], tr[0, T_STOP], tr[0, T_TAKE])
-            if reason >= 0:
-                p = _slipped(price, -q, atr[t - 1] if t > 0 else np.nan, cfg)
-                cash, q, nf, nt = _execute(0, t, -q, p, reason, cash, q, tr, stats, cfg, record,
-                                           fills, nf, trades, nt)  # fmt: skip
-        # 3. mark to market at the close
-        equity = cash + q * c[t]
-        if equity <= 0.0 and not bankrupt:
-            # Out of money: liquidate and stop trading, as a broker's margin call would.
-            bankrupt = True
-            if q != 0.0:
-                cash, q, nf, nt = _execute(0, t, -q, c[t], R_END, cash, q, tr, stats, cfg,
-                                           record, fills, nf, trades, nt)  # fmt: skip
-            equity = cash
-        # 4. decide from data <= t (the last bar's decision could never fill at a next open)
         last = t == end - 1
-        if not bankrupt and not (last and (close_end or not fill_close)):
-            sig = _signal(target[t], vol[t], direction, vol_sizing)
-            if sig != held:
-                held = sig
-                w = sig * cfg[C_FRACTION]
-                if vol_sizing and sig != 0.0:
-                    w = sig * cfg[C_VOLTGT] / vol[t]
-                if abs(w) > cfg[C_MAXLEV]:
-                    w *= cfg[C_MAXLEV] / abs(w)  # the portfolio kernel's scaling, for m = 1
-                if fill_close:
-                    if _close_first(w, q):
-                        p = _slipped(c[t], -q, atr[t], cfg)
-                        cash, q, nf, nt = _execute(0, t, -q, p, R_SIGNAL, cash, q, tr, stats,
-                                                   cfg, record, fills, nf, trades, nt)  # fmt: skip
-                    cash, q, nf, nt = _move_to(0, t, w, c[t], atr[t], cash + q * c[t], cash, q,
-                                               tr, stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
-                    equity = cash + q * c[t]
-                else:
+        for step in range(8):
+            d = 0.0
+            p = 0.0
+            reason = R_SIGNAL
+            if step == P_OPEN_CLOSE and pend == pend and not fill_close and _close_first(pend, q):
+                # 1. the order decided at t-1 fills at this open: a close or reversal first,
+                d = -q
+                p = _slipped(o[t], d, pend_atr, cfg)
+            elif step == P_OPEN_FILL and pend == pend and not fill_close:
+                # then the part that opens or resizes, sized from the equity after it.
+                d, p = _open_qty(pend, q, o[t], pend_atr, cash + q * o[t], cfg)
+                pend = np.nan
+            elif step == P_STOP and stops and q != 0.0:
+                # 2. stop-loss / take-profit inside this bar
+                reason, price = _stop_check(q, o[t], h[t], lo[t], stop, take)
+                if reason >= 0:
+                    d = -q
+                    p = _slipped(price, d, atr[t - 1] if t > 0 else np.nan, cfg)
+            elif step == P_BANKRUPT and not bankrupt and cash + q * c[t] <= 0.0:
+                # 3. out of money at the close: liquidate and stop trading (a margin call)
+                bankrupt = True
+                d = -q
+                p = c[t]
+                reason = R_END
+            elif step == P_DECIDE and not bankrupt and not (last and (close_end or not fill_close)):
+                # 4. decide from data <= t (a decision on the last bar could not fill at a
+                # next open); with fill="close" the next two steps fill it at this close.
+                sig = _signal(target[t], vol[t], direction, vol_sizing)
+                if sig != held:
+                    held = sig
+                    w = sig * cfg[C_FRACTION]
+                    if vol_sizing and sig != 0.0:
+                        w = sig * cfg[C_VOLTGT] / vol[t]
+                    if abs(w) > cfg[C_MAXLEV]:
+                        w *= cfg[C_MAXLEV] / abs(w)  # as the portfolio kernel scales, m = 1
                     pend = w
                     pend_atr = atr[t]
-        if last and close_end and q != 0.0:
-            p = _slipped(c[t], -q, atr[t], cfg)
-            cash, q, nf, nt = _execute(0, t, -q, p, R_END, cash, q, tr, stats, cfg, record,
-                                       fills, nf, trades, nt)  # fmt: skip
-            equity = cash
-        equity_out[t - start] = equity
+            elif step == P_CLOSE_CLOSE and pend == pend and fill_close and _close_first(pend, q):
+                d = -q
+                p = _slipped(c[t], d, pend_atr, cfg)
+            elif step == P_CLOSE_FILL and pend == pend and fill_close:
+                d, p = _open_qty(pend, q, c[t], pend_atr, cash + q * c[t], cfg)
+                pend = np.nan
+            elif step == P_END and last and close_end and q != 0.0:
+                d = -q
+                p = _slipped(c[t], d, atr[t], cfg)
+                reason = R_END
+            if d != 0.0:
+                fee = _fee(d, p, cfg)
+                cash -= d * p + fee
+                tr, acc, closed, pnl = _fill(tr, acc, t, q, d, p, fee)
+                q = 0.0 if closed else q + d
+                if stops and q != 0.0:
+                    stop, take = _levels(tr, cfg)
+                if record:
+                    nf, nt = _log(fills, trades, nf, nt, t, 0, d, p, fee, reason, tr, closed, pnl)
+        equity_out[t - start] = cash + q * c[t]
         if record:
             pos_out[t - start] = q
         if q != 0.0:
             exposed_bars += 1
         t += 1
-    stats[S_EXPOSURE_BARS] = exposed_bars
-    if record:
-        qa = np.full(1, q)
-        nt = _record_open_trades(qa, c[end - 1 : end], end, tr, trades, nt)
+    _store_stats(acc, exposed_bars, stats)
+    if record and q != 0.0:
+        nt = _log_open(trades, nt, 0, end - 1, tr, q, c[end - 1])
     return nf, nt
+
+
+@njit(cache=True, inline="always")
+def _row_trade(book, j):  # pragma: no cover - numba
+    r = book[j]
+    return Trade(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+@njit(cache=True)
+def _book_fill(
+    j, t, d, p, reason, cash, q, book, levels, acc, cfg, record, fills, trades, nf, nt
+):  # pragma: no cover - numba
+    """Portfolio fill of ``d`` shares of symbol ``j`` at ``p`` (trade row ``book[j]``)."""
+    fee = _fee(d, p, cfg)
+    cash -= d * p + fee
+    tr, acc, closed, pnl = _fill(_row_trade(book, j), acc, t, q[j], d, p, fee)
+    for k in range(T_LEN):
+        book[j, k] = tr[k]
+    q[j] = 0.0 if closed else q[j] + d
+    if q[j] != 0.0:
+        levels[j, 0], levels[j, 1] = _levels(tr, cfg)
+    if record:
+        nf, nt = _log(fills, trades, nf, nt, t, j, d, p, fee, reason, tr, closed, pnl)
+    return cash, acc, nf, nt
+
+
+@njit(cache=True)
+def _fill_weights(
+    t, px, w_new, pend_atr, cash, q, book, levels, acc, cfg, record, fills, trades, nf, nt
+):  # pragma: no cover - numba
+    """Move every symbol with a new weight (``w_new[j]`` not NaN) to it at ``px[j]``: closes
+    and reversals first, then the rest sized from the equity after them."""
+    m = q.shape[0]
+    for j in range(m):
+        if w_new[j] == w_new[j] and _close_first(w_new[j], q[j]):
+            p = _slipped(px[j], -q[j], pend_atr[j], cfg)
+            cash, acc, nf, nt = _book_fill(j, t, -q[j], p, R_SIGNAL, cash, q, book, levels, acc,
+                                           cfg, record, fills, trades, nf, nt)  # fmt: skip
+    equity = cash
+    for j in range(m):
+        equity += q[j] * px[j]
+    for j in range(m):
+        if w_new[j] == w_new[j]:
+            d, p = _open_qty(w_new[j], q[j], px[j], pend_atr[j], equity, cfg)
+            if d != 0.0:
+                cash, acc, nf, nt = _book_fill(j, t, d, p, R_SIGNAL, cash, q, book, levels, acc,
+                                               cfg, record, fills, trades, nf, nt)  # fmt: skip
+        w_new[j] = np.nan
+    return cash, acc, nf, nt
 
 
 @njit(cache=True)
@@ -502,21 +598,22 @@ def simulate_portfolio(
     trades: np.ndarray,
     stats: np.ndarray,
 ):  # pragma: no cover - numba
-    """One portfolio of ``m`` symbols sharing cash over bars ``[start, end)`` of (n, m) arrays.
+    """A portfolio of ``m`` symbols sharing cash over bars ``[start, end)`` of (n, m) arrays.
 
-    Bar ``t`` reads inputs at index ``t`` only (see the module docstring for the order).
-    On a bar with new orders, closes and reversals fill first so that the new positions are
-    sized from equity that includes their proceeds and fees (like backtesting.py's exclusive
-    orders); new weights are scaled down together when the gross exposure would exceed
-    ``max_leverage``. Returns (n_fills, n_trades).
+    Bar ``t`` reads inputs at index ``t`` only, in the order of the module docstring. On a bar
+    with new orders, closes and reversals fill first so that new positions are sized from the
+    equity after their proceeds and fees (like backtesting.py's exclusive orders); new weights
+    are scaled down together when the gross exposure would exceed ``max_leverage``.
+    Returns (n_fills, n_trades).
     """
     m = c.shape[1]
-    tr = np.zeros((m, T_LEN))
+    book = np.zeros((m, T_LEN))
+    levels = np.full((m, 2), np.nan)  # stop, take per symbol
     q = np.zeros(m)
     held = np.zeros(m)
     pending = np.full(m, np.nan)
     pend_atr = np.full(m, np.nan)
-    stats[:] = 0.0
+    acc = NO_ACC
     cash = cfg[C_CASH]
     nf = 0
     nt = 0
@@ -527,23 +624,25 @@ def simulate_portfolio(
     stops = cfg[C_SL] > 0.0 or cfg[C_TP] > 0.0
     has_pending = False
     bankrupt = False
+    exposed_bars = 0
     for t in range(start, end):
         # 1. orders decided at t-1 fill at this bar's open
         if has_pending:
-            cash, nf, nt = _fill_weights(t, o[t], pending, pend_atr, cash, q, tr, stats, cfg,
-                                         record, fills, nf, trades, nt)  # fmt: skip
+            cash, acc, nf, nt = _fill_weights(t, o[t], pending, pend_atr, cash, q, book, levels,
+                                              acc, cfg, record, fills, trades, nf, nt)  # fmt: skip
             has_pending = False
         # 2. stop-loss / take-profit inside this bar
         if stops:
             for j in range(m):
                 if q[j] != 0.0:
-                    reason, price = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], tr[j, T_STOP],
-                                                tr[j, T_TAKE])  # fmt: skip
+                    reason, price = _stop_check(q[j], o[t, j], h[t, j], lo[t, j], levels[j, 0],
+                                                levels[j, 1])  # fmt: skip
                     if reason >= 0:
                         p = _slipped(price, -q[j], atr[t - 1, j] if t > 0 else np.nan, cfg)
-                        cash, q[j], nf, nt = _execute(j, t, -q[j], p, reason, cash, q[j], tr,
-                                                      stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
-        # 3. mark to market at the close
+                        cash, acc, nf, nt = _book_fill(j, t, -q[j], p, reason, cash, q, book,
+                                                       levels, acc, cfg, record, fills, trades,
+                                                       nf, nt)  # fmt: skip
+        # 3. mark to market at the close; out of money: liquidate and stop trading
         equity = cash
         for j in range(m):
             equity += q[j] * c[t, j]
@@ -551,8 +650,9 @@ def simulate_portfolio(
             bankrupt = True
             for j in range(m):
                 if q[j] != 0.0:
-                    cash, q[j], nf, nt = _execute(j, t, -q[j], c[t, j], R_END, cash, q[j], tr,
-                                                  stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
+                    cash, acc, nf, nt = _book_fill(j, t, -q[j], c[t, j], R_END, cash, q, book,
+                                                   levels, acc, cfg, record, fills, trades, nf,
+                                                   nt)  # fmt: skip
             equity = cash
         # 4. decide from data <= t
         last = t == end - 1
@@ -579,54 +679,33 @@ def simulate_portfolio(
                         if pending[j] == pending[j]:
                             pending[j] *= room / new_gross
                 if fill_close:
-                    cash, nf, nt = _fill_weights(t, c[t], pending, pend_atr, cash, q, tr, stats,
-                                                 cfg, record, fills, nf, trades, nt)  # fmt: skip
+                    cash, acc, nf, nt = _fill_weights(t, c[t], pending, pend_atr, cash, q, book,
+                                                      levels, acc, cfg, record, fills, trades,
+                                                      nf, nt)  # fmt: skip
                     has_pending = False
-                    equity = cash
-                    for j in range(m):
-                        equity += q[j] * c[t, j]
         if last and close_end:
             for j in range(m):
                 if q[j] != 0.0:
                     p = _slipped(c[t, j], -q[j], atr[t, j], cfg)
-                    cash, q[j], nf, nt = _execute(j, t, -q[j], p, R_END, cash, q[j], tr, stats,
-                                                  cfg, record, fills, nf, trades, nt)  # fmt: skip
-            equity = cash
-        equity_out[t - start] = equity
+                    cash, acc, nf, nt = _book_fill(j, t, -q[j], p, R_END, cash, q, book, levels,
+                                                   acc, cfg, record, fills, trades, nf, nt)  # fmt: skip
+        equity = cash
         exposed = False
         for j in range(m):
+            equity += q[j] * c[t, j]
             if q[j] != 0.0:
                 exposed = True
             if record:
                 pos_out[t - start, j] = q[j]
+        equity_out[t - start] = equity
         if exposed:
-            stats[S_EXPOSURE_BARS] += 1.0
+            exposed_bars += 1
+    _store_stats(acc, exposed_bars, stats)
     if record:
-        nt = _record_open_trades(q, c[end - 1], end, tr, trades, nt)
+        for j in range(m):
+            if q[j] != 0.0:
+                nt = _log_open(trades, nt, j, end - 1, _row_trade(book, j), q[j], c[end - 1, j])
     return nf, nt
-
-
-@njit(cache=True)
-def _fill_weights(
-    t, px, w_new, pend_atr, cash, q, tr, stats, cfg, record, fills, nf, trades, nt
-):  # pragma: no cover - numba
-    """Portfolio fills: move every symbol with a new weight (``w_new[j]`` not NaN) to it at
-    ``px[j]``; closes and reversals first, then the rest sized from the resulting equity."""
-    m = q.shape[0]
-    for j in range(m):
-        if w_new[j] == w_new[j] and _close_first(w_new[j], q[j]):
-            p = _slipped(px[j], -q[j], pend_atr[j], cfg)
-            cash, q[j], nf, nt = _execute(j, t, -q[j], p, R_SIGNAL, cash, q[j], tr, stats, cfg,
-                                          record, fills, nf, trades, nt)  # fmt: skip
-    equity = cash
-    for j in range(m):
-        equity += q[j] * px[j]
-    for j in range(m):
-        if w_new[j] == w_new[j]:
-            cash, q[j], nf, nt = _move_to(j, t, w_new[j], px[j], pend_atr[j], equity, cash, q[j],
-                                          tr, stats, cfg, record, fills, nf, trades, nt)  # fmt: skip
-        w_new[j] = np.nan
-    return cash, nf, nt
 
 
 # ---------------------------------------------------------------------------------------------

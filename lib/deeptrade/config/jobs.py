@@ -64,6 +64,10 @@ class FeaturesConfig:
     scheduler: str = "serial"
     """serial | dask: how partitions are processed."""
     workers: int = 2
+    shard: int = 0
+    """This task's share of the partitions (Slurm arrays: ``features.shard=range(0,N)``)."""
+    shards: int = 1
+    """How many tasks share the partitions; the last one to finish commits the artifact."""
     params: FeatureConfig = field(default_factory=FeatureConfig)
     """Indicator windows and periods (TA-Lib defaults), e.g. ``features.params.rsi_period=10``."""
 

@@ -9,6 +9,8 @@ the staging directory is committed as one artifact (manifest last).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import shutil
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ def stage_key(store: ArtifactStore, bars_hash: str, features: FeaturesConfig) ->
     cfg = {
         k: v
         for k, v in to_container(features).items()
-        if k not in ("scheduler", "workers", "params")
+        if k not in ("scheduler", "workers", "params", "shard", "shards")
     }
     spec = feature_spec_hash(features.params)
     return store.stage_key({"features": cfg, "spec": spec}, {"bars": bars_hash}, STAGE_VERSION)
@@ -96,7 +98,13 @@ def run_features(
     *,
     force: bool = False,
     progress: bool = False,
+    preempt: threading.Event | None = None,
 ) -> dict[str, Any]:
+    """Compute this shard's partitions, then commit the artifact if every partition is done.
+
+    Returns ``status``: ``partial`` (other shards still running), ``preempted`` (stopped
+    between partitions; rerun resumes) or the committed artifact.
+    """
     from deeptrade.features.spec import feature_spec, feature_spec_hash
 
     bars = store.require("bars", data.name, hint="Run the ingest job first: deeptrade run ingest")
@@ -106,10 +114,14 @@ def run_features(
         log.info("features/%s is up to date (manifest key matches); skipping", name)
         return {"artifact": art.ref, "skipped": True}
 
+    if not 0 <= features.shard < features.shards:
+        raise ValueError(
+            f"features.shard={features.shard} must be in [0, features.shards={features.shards})"
+        )
     staging = store.path("features", name).parent / f".staging-{name}-{key[:16]}"
     parts = list_partitions(bars.path)
     todo = []
-    for tf, sym in parts:
+    for tf, sym in parts[features.shard :: features.shards]:
         out_path = partition_dir(staging, tf, sym) / PART_FILE
         if out_path.is_file():
             continue  # done before a preemption/crash: resume skips it
@@ -130,7 +142,19 @@ def run_features(
         from tqdm import tqdm
 
         for tf, sym, out_path in tqdm(todo, disable=not progress, desc="features"):
+            if preempt is not None and preempt.is_set():
+                return {"artifact": f"features/{name}", "status": "preempted"}
             compute_partition(bars.path, out_path, tf, sym, features)
+
+    # With several shards, the last one to finish commits (one commit, guarded by a lock file).
+    done = [p for p in parts if (partition_dir(staging, *p) / PART_FILE).is_file()]
+    if len(done) < len(parts):
+        return {"artifact": f"features/{name}", "status": "partial", "done": len(done),
+                "partitions": len(parts)}
+    try:
+        os.close(os.open(staging / ".commit.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return {"artifact": f"features/{name}", "status": "committed_by_another_shard"}
 
     spec = feature_spec(features.params)
     meta = {
@@ -149,7 +173,8 @@ def run_features(
         meta=meta,
     ) as tmp:
         for item in staging.iterdir():
-            shutil.move(str(item), tmp / item.name)
+            if not item.name.startswith("."):
+                shutil.move(str(item), tmp / item.name)
     shutil.rmtree(staging, ignore_errors=True)
     art = store.require("features", name)
     return {"artifact": art.ref, "skipped": False, "partitions": len(parts)}
