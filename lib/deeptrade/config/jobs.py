@@ -8,6 +8,7 @@ apply to every stage alike; a stage's skip key hashes only the sections it uses,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deeptrade.config.models import (
     CNNConfig,
@@ -16,6 +17,7 @@ from deeptrade.config.models import (
     TransformerConfig,
     XGBConfig,
 )
+from deeptrade.backtest.engine import BacktestConfig
 from deeptrade.config.schema import JobConfig
 from deeptrade.config.trainer import TrainerConfig
 from deeptrade.data.sources import AlpacaBarsConfig
@@ -103,6 +105,42 @@ class TrainSection:
 
 
 @dataclass(kw_only=True)
+class StrategySection:
+    name: str = "ma_cross"
+    """ma_cross | rsi | donchian | momentum | predictions (the same code the live job runs)."""
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    """Parameter axes swept in sample, e.g. {fast: [5, 10, 20], slow: [50, 100, 200]}."""
+    metric: str = "sharpe"
+    """What the in-sample optimisation maximises."""
+
+
+@dataclass(kw_only=True)
+class BacktestSection:
+    name: str = "default"
+    """Artifact name suffix: results land in ``backtests/<data.name>-<strategy.name>-<name>``."""
+    costs: BacktestConfig = field(default_factory=BacktestConfig)
+    """Fills, commissions, slippage, sizing, leverage, stops."""
+    train_bars: int = 504
+    """In-sample bars per walk-forward window."""
+    test_bars: int = 126
+    """Out-of-sample bars per window (also the step between windows)."""
+    anchored: bool = False
+    """Anchored (expanding) in-sample windows instead of rolling ones."""
+    embargo: int = 0
+    """Bars skipped after each in-sample part, on top of the purge by the label horizon."""
+    purge: int = 0
+    """Bars purged between in-sample and out-of-sample parts (a model's label horizon)."""
+    chunk: int = 0
+    """This task's chunk of the grid (Slurm arrays over grid chunks)."""
+    chunks: int = 1
+    """Chunks the grid is split into; ``merge=true`` afterwards builds one table."""
+    merge: bool = False
+    """Merge the chunk tables of an earlier array run into one artifact."""
+    threads: int = 0
+    """numba threads for the grid (0: all cores)."""
+
+
+@dataclass(kw_only=True)
 class DeeptradeConfig(JobConfig):
     symbol: str | None = None
     """One symbol for per-symbol jobs (train, backtest); sweeps set it per task."""
@@ -112,6 +150,8 @@ class DeeptradeConfig(JobConfig):
     model: ModelSection = field(default_factory=ModelSection)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     train: TrainSection = field(default_factory=TrainSection)
+    strategy: StrategySection = field(default_factory=StrategySection)
+    backtest: BacktestSection = field(default_factory=BacktestSection)
 
 
 _registered = False
