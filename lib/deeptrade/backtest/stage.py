@@ -41,7 +41,7 @@ def _grid(cfg: DeeptradeConfig) -> pd.DataFrame:
     return strategy.full_grid(param_grid(cfg.strategy.name, **axes))
 
 
-def _bars(cfg: DeeptradeConfig, bars: Artifact) -> dict[str, pd.DataFrame]:
+def _bars(cfg: DeeptradeConfig, bars: Artifact, store: ArtifactStore) -> dict[str, pd.DataFrame]:
     available = [s for tf, s in list_partitions(bars.path) if tf == cfg.timeframe]
     wanted = [cfg.symbol] if cfg.symbol else available
     if not wanted or any(s not in available for s in wanted):
@@ -49,24 +49,60 @@ def _bars(cfg: DeeptradeConfig, bars: Artifact) -> dict[str, pd.DataFrame]:
             f"backtest: no bars for {wanted} at timeframe={cfg.timeframe} in {bars.ref}; "
             f"available: {available}"
         )
-    return {s: read_partition(bars.path, cfg.timeframe, s) for s in wanted}
+    frames = {s: read_partition(bars.path, cfg.timeframe, s) for s in wanted}
+    if cfg.strategy.name == "predictions":
+        frames = {s: with_model_predictions(cfg, store, s, df) for s, df in frames.items()}
+    return frames
 
 
-def stage_key(store: ArtifactStore, cfg: DeeptradeConfig, bars_hash: str) -> str:
+def with_model_predictions(
+    cfg: DeeptradeConfig, store: ArtifactStore, symbol: str, df: pd.DataFrame
+) -> pd.DataFrame:
+    """Bars after the model's training window, with its point-in-time predictions as ``pred``.
+
+    Only bars after the last training timestamp are kept: scoring the model on data it was fit
+    on would flatter it. ``pred[t]`` uses the feature window ending at t (``predict_frame``).
+    """
+    from deeptrade.train.bundle import load_bundle
+    from deeptrade.train.stage import features_name, model_name
+
+    model = store.require("models", model_name(cfg, [symbol]),
+                          hint="Train it first: deeptrade run train symbol=" + symbol)
+    bundle = load_bundle(model.path / "bundle")
+    feats = read_partition(store.require("features", features_name(cfg)).path, cfg.timeframe, symbol)
+    pred = bundle.predict_frame(feats).reindex(pd.DatetimeIndex(df["timestamp"]))
+    last = pd.Timestamp(bundle.meta["train_window"]["last"])
+    keep = (df["timestamp"] > last).to_numpy()
+    return df.assign(pred=pred.to_numpy())[keep].reset_index(drop=True)
+
+
+def input_hashes(cfg: DeeptradeConfig, store: ArtifactStore, bars: Artifact) -> dict[str, str]:
+    """Bars, plus for model-driven runs each symbol's model (a retrained model reruns it)."""
+    inputs = {bars.ref: bars.manifest.content_hash}
+    if cfg.strategy.name == "predictions":
+        from deeptrade.train.stage import model_name
+
+        for sym in [cfg.symbol] if cfg.symbol else []:
+            model = store.get("models", model_name(cfg, [sym]))
+            inputs[f"models/{model_name(cfg, [sym])}"] = model.manifest.content_hash if model else ""
+    return inputs
+
+
+def stage_key(store: ArtifactStore, cfg: DeeptradeConfig, inputs: dict[str, str]) -> str:
     section = {
         "strategy": to_container(cfg.strategy),
         "backtest": {k: v for k, v in to_container(cfg.backtest).items() if k != "threads"},
         "symbol": cfg.symbol,
         "timeframe": cfg.timeframe,
     }
-    return store.stage_key(section, {"bars": bars_hash}, STAGE_VERSION)
+    return store.stage_key(section, inputs, STAGE_VERSION)
 
 
 def up_to_date(cfg: DeeptradeConfig, store: ArtifactStore) -> bool:
     bars = store.get("bars", cfg.data.name)
     if bars is None:
         return False
-    key = stage_key(store, cfg, bars.manifest.content_hash)
+    key = stage_key(store, cfg, input_hashes(cfg, store, bars))
     return store.up_to_date("backtests", artifact_name(cfg), key) is not None
 
 
@@ -80,8 +116,8 @@ def run_backtest_stage(cfg: DeeptradeConfig, store: ArtifactStore) -> dict[str, 
     bt = cfg.backtest
     bars = store.require("bars", cfg.data.name, hint="Run the ingest job first: deeptrade run ingest")
     name = artifact_name(cfg)
-    key = stage_key(store, cfg, bars.manifest.content_hash)
-    inputs = {bars.ref: bars.manifest.content_hash}
+    inputs = input_hashes(cfg, store, bars)
+    key = stage_key(store, cfg, inputs)
     if not 0 <= bt.chunk < bt.chunks:
         raise ValueError(f"backtest.chunk={bt.chunk} must be in [0, backtest.chunks={bt.chunks})")
     if bt.chunks > 1 and not bt.merge:
@@ -89,7 +125,7 @@ def run_backtest_stage(cfg: DeeptradeConfig, store: ArtifactStore) -> dict[str, 
         if not cfg.run.force and (art := store.up_to_date("backtests", part, key)):
             return {"artifact": art.ref, "skipped": True}
         grid = grid_chunks(_grid(cfg), bt.chunks)[bt.chunk]
-        table = sweep(_bars(cfg, bars), cfg.strategy.name, grid, bt.costs, threads=_threads(cfg)).table
+        table = sweep(_bars(cfg, bars, store), cfg.strategy.name, grid, bt.costs, threads=_threads(cfg)).table
         with store.write("backtests", part, key=key, config=to_container(cfg), inputs=inputs,
                          meta={"combos": len(grid), "rows": len(table)}) as tmp:
             write_frame(tmp / "table.parquet", table)
@@ -120,7 +156,7 @@ def _walk_forward(cfg: DeeptradeConfig, store: ArtifactStore, bars: Artifact, na
 
     bt = cfg.backtest
     grid = _grid(cfg)
-    frames = _bars(cfg, bars)
+    frames = _bars(cfg, bars, store)
     full = sweep(frames, cfg.strategy.name, grid, bt.costs, threads=_threads(cfg), keep_returns=True)
     table = add_deflated_sharpe(full.table)
     summary: dict[str, Any] = {"combos": len(grid), "symbols": sorted(frames), "oos": {}, "pbo": {}}

@@ -141,6 +141,20 @@ class BacktestSection:
 
 
 @dataclass(kw_only=True)
+class ReleaseSection:
+    name: str = "latest"
+    """``releases/<name>/``: the only thing the live job reads."""
+    backtest: str = ""
+    """The backtest artifact to publish (``backtests/<name>``); empty: this config's own."""
+    min_oos_sharpe: float = 0.0
+    """Gate: the stitched out-of-sample Sharpe must reach this."""
+    max_drawdown: float = 0.35
+    """Gate: the out-of-sample max drawdown must stay below this."""
+    min_trades: int = 3
+    """Gate: at least this many out-of-sample trades (a silent model proves nothing)."""
+
+
+@dataclass(kw_only=True)
 class DeeptradeConfig(JobConfig):
     symbol: str | None = None
     """One symbol for per-symbol jobs (train, backtest); sweeps set it per task."""
@@ -152,6 +166,7 @@ class DeeptradeConfig(JobConfig):
     train: TrainSection = field(default_factory=TrainSection)
     strategy: StrategySection = field(default_factory=StrategySection)
     backtest: BacktestSection = field(default_factory=BacktestSection)
+    release: ReleaseSection = field(default_factory=ReleaseSection)
 
 
 _registered = False
