@@ -169,6 +169,14 @@ def cmd_results(ident: str, root: Path, out: str | None) -> int:
     return 0
 
 
+def cmd_live_status(release: str, root: Path) -> int:
+    from deeptrade.io import ArtifactStore
+    from deeptrade.live.run import live_status
+
+    print(json.dumps(live_status(ArtifactStore(root), release), indent=1, default=str))
+    return 0
+
+
 def cmd_cancel(ident: str, root: Path) -> int:
     from deeptrade.launch import scheduler
     from deeptrade.launch.dag import DagRecord
@@ -222,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("id")
     rs.add_argument("--root")
     rs.add_argument("--out", help="write CSV (.csv) or Parquet instead of printing")
+    lv = sub.add_parser("live", help="live trading: `deeptrade live status --release NAME`")
+    lv.add_argument("action", choices=["status"])
+    lv.add_argument("--release", default="latest")
+    lv.add_argument("--root")
     q = sub.add_parser("queue", help="suite jobs grouped by sweep and pipeline")
     q.add_argument("--root")
     q.add_argument("--limit", type=int, default=20)
@@ -266,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args.id, _root(args.root), wait=args.wait, as_json=args.json)
         if args.cmd == "results":
             return cmd_results(args.id, _root(args.root), args.out)
+        if args.cmd == "live":
+            return cmd_live_status(args.release, _root(args.root))
         if args.cmd == "queue":
             return cmd_queue(_root(args.root), limit=args.limit)
         if args.cmd == "retry":

@@ -19,6 +19,8 @@ from deeptrade.config.models import (
 )
 from deeptrade.backtest.engine import BacktestConfig
 from deeptrade.config.schema import JobConfig
+from deeptrade.live.broker import BrokerConfig
+from deeptrade.live.risk import RiskConfig
 from deeptrade.config.trainer import TrainerConfig
 from deeptrade.data.sources import AlpacaBarsConfig
 from deeptrade.data.validate import ValidationConfig
@@ -155,6 +157,29 @@ class ReleaseSection:
 
 
 @dataclass(kw_only=True)
+class LiveSection:
+    release: str = "latest"
+    """``releases/<name>`` to trade; refused if tampered, of another schema or too old."""
+    max_release_age_days: float = 30.0
+    keys_file: str | None = None
+    """0600 file with APCA_API_KEY_ID / APCA_API_SECRET_KEY; None reads them from the env."""
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    """mode (paper | live | dry_run), URLs and HTTP timeouts."""
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    timeframe: str = "1Day"
+    """Alpaca bar timeframe the release trades on (1Min, 5Min, 1Hour, 1Day)."""
+    order_type: str = "market"
+    fill_timeout_s: float = 30.0
+    poll_interval_s: float = 1.0
+    notional_per_unit: float = 1000.0
+    """Dollars per unit of target position."""
+    max_cycles: int = 0
+    """Stop after this many bars (0: run until SIGTERM, the kill switch or the wall time)."""
+    kill_switch: str = ""
+    """A file whose existence cancels open orders and stops (default: <journal dir>/KILL)."""
+
+
+@dataclass(kw_only=True)
 class DeeptradeConfig(JobConfig):
     symbol: str | None = None
     """One symbol for per-symbol jobs (train, backtest); sweeps set it per task."""
@@ -167,6 +192,7 @@ class DeeptradeConfig(JobConfig):
     strategy: StrategySection = field(default_factory=StrategySection)
     backtest: BacktestSection = field(default_factory=BacktestSection)
     release: ReleaseSection = field(default_factory=ReleaseSection)
+    live: LiveSection = field(default_factory=LiveSection)
 
 
 _registered = False
