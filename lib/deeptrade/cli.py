@@ -177,6 +177,26 @@ def cmd_live_status(release: str, root: Path) -> int:
     return 0
 
 
+def cmd_publish(backtest: str, name: str, root: Path) -> int:
+    """Publish a backtest run under ``releases/<name>``, with the config it ran with."""
+    from omegaconf import OmegaConf
+
+    from deeptrade.config.jobs import DeeptradeConfig, register
+    from deeptrade.io import ArtifactStore
+    from deeptrade.live.publish import publish
+
+    register()
+    store = ArtifactStore(root)
+    art = store.require("backtests", backtest.removeprefix("backtests/"))
+    merged = OmegaConf.merge(OmegaConf.structured(DeeptradeConfig), art.manifest.config)
+    cfg = OmegaConf.to_object(merged)
+    assert isinstance(cfg, DeeptradeConfig)
+    cfg.release.name, cfg.release.backtest = name, art.manifest.name
+    cfg.paths.root = str(root)
+    print(json.dumps(publish(cfg, store), indent=1, default=str))
+    return 0
+
+
 def cmd_cancel(ident: str, root: Path) -> int:
     from deeptrade.launch import scheduler
     from deeptrade.launch.dag import DagRecord
@@ -234,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("action", choices=["status"])
     lv.add_argument("--release", default="latest")
     lv.add_argument("--root")
+    pb = sub.add_parser("publish", help="publish a model-driven backtest run as a release")
+    pb.add_argument("backtest", help="backtests/<name> (as printed by the backtest job)")
+    pb.add_argument("--name", required=True)
+    pb.add_argument("--root")
     q = sub.add_parser("queue", help="suite jobs grouped by sweep and pipeline")
     q.add_argument("--root")
     q.add_argument("--limit", type=int, default=20)
@@ -280,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_results(args.id, _root(args.root), args.out)
         if args.cmd == "live":
             return cmd_live_status(args.release, _root(args.root))
+        if args.cmd == "publish":
+            return cmd_publish(args.backtest, args.name, _root(args.root))
         if args.cmd == "queue":
             return cmd_queue(_root(args.root), limit=args.limit)
         if args.cmd == "retry":

@@ -432,7 +432,8 @@ def simulate_single(
     while t < end:
         if pend != pend and not bankrupt:
             # Quiet bars: find the next event, then mark the span. Prices are positive, so a
-            # long or flat book with positive cash cannot reach equity <= 0 inside it.
+            # long or flat book with positive cash cannot reach equity <= 0 inside it. (The
+            # unsigned indices skip numba's negative-index wraparound, which halves these loops.)
             u = t
             if stops and q != 0.0:
                 while u < end - 1:
@@ -442,11 +443,15 @@ def simulate_single(
                         break
                     u += 1
             else:
-                while u < end - 1 and _signal(target[u], vol[u], direction, vol_sizing) == held:
+                while (
+                    u < end - 1
+                    and _signal(target[np.uint64(u)], vol[np.uint64(u)], direction, vol_sizing)
+                    == held
+                ):
                     u += 1
             if q >= 0.0 and cash > 0.0:
                 for k in range(t, u):
-                    equity_out[k - start] = cash + q * c[k]
+                    equity_out[np.uint64(k - start)] = cash + q * c[np.uint64(k)]
             else:
                 for k in range(t, u):
                     e = cash + q * c[k]

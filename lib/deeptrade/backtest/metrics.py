@@ -73,21 +73,30 @@ def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma:
     """Fill ``out`` (length ``len(METRICS)``) from an equity curve and the kernel's run stats."""
     n = equity.shape[0]
     nan = np.nan
-    r = np.empty(n)
-    prev = initial_cash
+    # One pass. Moments are summed around a shift k (the first return), which keeps the
+    # raw-sum formulas accurate (the "shifted data" algorithm) without a second pass.
+    k = equity[0] / initial_cash - 1.0
     s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
     down2 = 0.0
+    prev = initial_cash
     peak = initial_cash
     max_dd = 0.0
-    floor = initial_cash  # equity below this sets a new max drawdown (avoids a division per bar)
+    floor = initial_cash  # equity below this sets a new max drawdown (no division per bar)
     eq_sum = 0.0
     for t in range(n):
         e = equity[t]
         x = e / prev - 1.0
-        r[t] = x
-        s1 += x
         if x < 0.0:
             down2 += x * x
+        d = x - k
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
         if e > peak:
             peak = e
             floor = peak * (1.0 - max_dd)
@@ -96,16 +105,11 @@ def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma:
             floor = e
         eq_sum += e
         prev = e
-    mean = s1 / n
-    m2 = 0.0
-    m3 = 0.0
-    m4 = 0.0
-    for t in range(n):
-        d = r[t] - mean
-        d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        m4 += d2 * d2
+    md = s1 / n
+    mean = k + md
+    m2 = max(s2 - n * md * md, 0.0)
+    m3 = s3 - 3.0 * md * s2 + 2.0 * n * md**3
+    m4 = s4 - 4.0 * md * s3 + 6.0 * md * md * s2 - 3.0 * n * md**4
     std = math.sqrt(m2 / (n - 1)) if n > 1 else nan
     ann = math.sqrt(periods_per_year)
     final = equity[n - 1]

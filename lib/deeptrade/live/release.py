@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deeptrade.io.artifacts import MANIFEST, SCHEMA_VERSION, Manifest, hash_dir
 
-RELEASE_KIND = "release"
+RELEASE_KIND = "releases"  # the store directory releases/<name>/ (DESIGN.md)
 FEATURE_SPEC_HASH_KEY = "feature_spec_hash"
 """``manifest.meta[FEATURE_SPEC_HASH_KEY]``: hash of the feature definition the model was
 trained on; the live feature calculator must compute the same one."""

@@ -79,17 +79,17 @@ def test_state_and_rejections(tmp_path: Path) -> None:
 def _publish(root: Path, *, spec_hash: str = "spec-abc") -> Path:
     store = ArtifactStore(root)
     with store.write(
-        "release", "momo", key="k", config={}, meta={"feature_spec_hash": spec_hash}
+        "releases", "momo", key="k", config={}, meta={"feature_spec_hash": spec_hash}
     ) as tmp:
         (tmp / "model.bin").write_bytes(b"weights")
         (tmp / "thresholds.json").write_text('{"long_above": 0.0}')
-    return store.path("release", "momo")
+    return store.path("releases", "momo")
 
 
 def test_fresh_untouched_release_passes(tmp_path: Path) -> None:
     path = _publish(tmp_path)
     m = check_release(path, expected_feature_spec_hash="spec-abc", max_age=dt.timedelta(days=7))
-    assert m.kind == "release" and release_id(m).startswith("momo@")
+    assert m.kind == "releases" and release_id(m).startswith("momo@")
 
 
 def test_tampered_release_is_refused(tmp_path: Path) -> None:
