@@ -44,19 +44,30 @@ def test_ingest_then_features_write_artifacts_and_skip_when_unchanged(store_root
     feats.verify()
 
 
-def test_pipeline_rerun_submits_nothing(store_root: Path) -> None:
-    record, rows = run_pipeline(SMOKE)
-    assert record is not None and all(r["state"] == "COMPLETED" for r in rows), rows
-    record, rows = run_pipeline(SMOKE)
+PIPELINE = [*SMOKE, "symbol=AAPL", "strategy=model", "backtest.train_bars=60",
+            "backtest.test_bars=30", "release.name=smoke", "release.min_oos_sharpe=-10",
+            "release.max_drawdown=1", "release.min_trades=0"]
+
+
+def test_pipeline_runs_every_stage_and_a_rerun_submits_nothing(store_root: Path) -> None:
+    record, rows = run_pipeline(PIPELINE)
+    assert record is not None
+    assert [r["stage"] for r in rows] == ["ingest", "features", "train", "backtest", "publish"]
+    assert all(r["state"] == "COMPLETED" for r in rows), rows
+    assert ArtifactStore(store_root).get("releases", "smoke") is not None
+    record, rows = run_pipeline(PIPELINE)
     assert record is None and all(r["state"] == "SKIPPED" for r in rows)
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "deeptrade"), "pipeline", *SMOKE],
+        [str(Path(sys.executable).parent / "deeptrade"), "pipeline", *PIPELINE],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert "nothing submitted" in out.stdout, out.stdout + out.stderr
+    # A change downstream reruns only that stage and what depends on it.
+    _, rows = run_pipeline([*PIPELINE, "backtest.test_bars=40"])
+    assert [r["state"] for r in rows] == ["SKIPPED", "SKIPPED", "SKIPPED", "COMPLETED", "COMPLETED"]
 
 
 def test_bad_benchmark_fails_with_how_to_fix(store_root: Path) -> None:

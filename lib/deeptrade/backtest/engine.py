@@ -29,6 +29,23 @@ import pandas as pd
 from numba import njit
 
 from deeptrade.backtest import indicators
+from deeptrade.backtest.metrics import (
+    METRICS,
+    S_EXPOSURE_BARS,
+    S_GROSS_LOSS,
+    S_GROSS_PROFIT,
+    S_LEN,
+    S_NFILLS,
+    S_NOTIONAL,
+    S_NTRADES,
+    S_NWINS,
+    S_SUM_PNL,
+    S_SUM_TRADE_RET,
+    finish_metrics,
+    fold_bar,
+    fold_flat,
+    fold_start,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -137,9 +154,6 @@ def config_vector(cfg: BacktestConfig) -> np.ndarray:
     return v
 
 
-# Run statistics the kernel accumulates (also in sweep mode, where nothing else is recorded).
-(S_NTRADES, S_NWINS, S_GROSS_PROFIT, S_GROSS_LOSS, S_SUM_PNL, S_SUM_TRADE_RET, S_NOTIONAL,
- S_EXPOSURE_BARS, S_NFILLS, S_LEN) = range(10)  # fmt: skip
 
 # Columns of the fill and trade records.
 FILL_COLUMNS = ("bar", "symbol", "qty", "price", "fee", "reason")
@@ -400,6 +414,7 @@ def simulate_single(
     fills: np.ndarray,
     trades: np.ndarray,
     stats: np.ndarray,
+    metrics_out: np.ndarray,
 ):  # pragma: no cover - numba
     """One symbol over bars ``[start, end)`` of 1-D arrays; the sweep's kernel.
 
@@ -412,6 +427,7 @@ def simulate_single(
     """
     tr = NO_TRADE
     acc = NO_ACC
+    fold = fold_start(cfg[C_CASH])
     cash = cfg[C_CASH]
     q = 0.0
     held = 0.0  # effective target last acted on; an order goes out only when it changes
@@ -431,9 +447,8 @@ def simulate_single(
     t = start
     while t < end:
         if pend != pend and not bankrupt:
-            # Quiet bars: find the next event, then mark the span. Prices are positive, so a
-            # long or flat book with positive cash cannot reach equity <= 0 inside it. (The
-            # unsigned indices skip numba's negative-index wraparound, which halves these loops.)
+            # Quiet bars: find the next event, then mark the span and fold it into the metrics.
+            # (Unsigned indices skip numba's negative-index wraparound, which halves these loops.)
             u = t
             if stops and q != 0.0:
                 while u < end - 1:
@@ -449,21 +464,23 @@ def simulate_single(
                     == held
                 ):
                     u += 1
-            if q >= 0.0 and cash > 0.0:
+            if q == 0.0:
+                # flat: equity is the cash, every return exactly 0
                 for k in range(t, u):
-                    equity_out[np.uint64(k - start)] = cash + q * c[np.uint64(k)]
+                    equity_out[np.uint64(k - start)] = cash
+                fold = fold_flat(fold, u - t)
             else:
                 for k in range(t, u):
-                    e = cash + q * c[k]
+                    e = cash + q * c[np.uint64(k)]
                     if e <= 0.0:
-                        u = k
+                        u = k  # out of money: the full bar step liquidates
                         break
-                    equity_out[k - start] = e
+                    equity_out[np.uint64(k - start)] = e
+                    fold = fold_bar(fold, e)
+                exposed_bars += u - t
             if record:
                 for k in range(t, u):
                     pos_out[k - start] = q
-            if q != 0.0:
-                exposed_bars += u - t
             t = u
 
         last = t == end - 1
@@ -523,13 +540,17 @@ def simulate_single(
                     stop, take = _levels(tr, cfg)
                 if record:
                     nf, nt = _log(fills, trades, nf, nt, t, 0, d, p, fee, reason, tr, closed, pnl)
-        equity_out[t - start] = cash + q * c[t]
+        equity = cash + q * c[t]
+        equity_out[t - start] = equity
+        fold = fold_bar(fold, equity)
         if record:
             pos_out[t - start] = q
         if q != 0.0:
             exposed_bars += 1
         t += 1
     _store_stats(acc, exposed_bars, stats)
+    if metrics_out.shape[0] > 0:
+        finish_metrics(fold, stats, cfg[C_CASH], cfg[C_PPY], metrics_out)
     if record and q != 0.0:
         nt = _log_open(trades, nt, 0, end - 1, tr, q, c[end - 1])
     return nf, nt
@@ -602,6 +623,7 @@ def simulate_portfolio(
     fills: np.ndarray,
     trades: np.ndarray,
     stats: np.ndarray,
+    metrics_out: np.ndarray,
 ):  # pragma: no cover - numba
     """A portfolio of ``m`` symbols sharing cash over bars ``[start, end)`` of (n, m) arrays.
 
@@ -619,6 +641,7 @@ def simulate_portfolio(
     pending = np.full(m, np.nan)
     pend_atr = np.full(m, np.nan)
     acc = NO_ACC
+    fold = fold_start(cfg[C_CASH])
     cash = cfg[C_CASH]
     nf = 0
     nt = 0
@@ -703,9 +726,12 @@ def simulate_portfolio(
             if record:
                 pos_out[t - start, j] = q[j]
         equity_out[t - start] = equity
+        fold = fold_bar(fold, equity)
         if exposed:
             exposed_bars += 1
     _store_stats(acc, exposed_bars, stats)
+    if metrics_out.shape[0] > 0:
+        finish_metrics(fold, stats, cfg[C_CASH], cfg[C_PPY], metrics_out)
     if record:
         for j in range(m):
             if q[j] != 0.0:
@@ -860,17 +886,18 @@ def simulate_arrays(
     fills = np.zeros((cap, len(FILL_COLUMNS)))
     trades = np.zeros((cap, len(TRADE_COLUMNS)))
     stats = np.zeros(S_LEN)
+    metrics = np.empty(len(METRICS))
     if single:
         args = [np.ascontiguousarray(a[:, 0]) for a in (o, h, lo, c, vol, atr, target)]
         nf, nt = simulate_single(*args, start, end, config_vector(cfg), record, equity,
-                                 pos[:, 0], fills, trades, stats)  # fmt: skip
+                                 pos[:, 0], fills, trades, stats, metrics)  # fmt: skip
     else:
         nf, nt = simulate_portfolio(o, h, lo, c, vol, atr, target, start, end,
                                     config_vector(cfg), record, equity, pos, fills, trades,
-                                    stats)  # fmt: skip
+                                    stats, metrics)  # fmt: skip
     assert nf <= cap and nt <= cap, "fill capacity bound violated"
     return {"equity": equity, "positions": pos, "fills": fills[:nf], "trades": trades[:nt],
-            "stats": stats}  # fmt: skip
+            "stats": stats, "metrics": dict(zip(METRICS, metrics.tolist(), strict=True))}  # fmt: skip
 
 
 def run_backtest(
@@ -888,8 +915,6 @@ def run_backtest(
     values in [-1, 1] computed from bars <= t (NaN = flat). Bars before ``start`` are history
     only. Metrics are computed over the simulated span.
     """
-    from deeptrade.backtest.metrics import run_metrics
-
     cfg = cfg or BacktestConfig()
     if isinstance(bars, pd.DataFrame):
         validate_bars(bars)
@@ -921,7 +946,7 @@ def run_backtest(
         positions=pd.DataFrame(raw["positions"], index=span, columns=symbols),
         fills=fills,
         trades=trades,
-        metrics=run_metrics(raw["equity"], raw["stats"], cfg.initial_cash, cfg.periods_per_year),
+        metrics=raw["metrics"],
     )
 
 

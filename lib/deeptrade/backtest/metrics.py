@@ -22,22 +22,15 @@ import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 from scipy.special import ndtr
 
-from deeptrade.backtest.engine import (
-    S_EXPOSURE_BARS,
-    S_GROSS_LOSS,
-    S_GROSS_PROFIT,
-    S_LEN,
-    S_NOTIONAL,
-    S_NTRADES,
-    S_NWINS,
-    S_SUM_PNL,
-    S_SUM_TRADE_RET,
-)
+# Run statistics the engine accumulates besides the equity curve (``stats`` vectors).
+(S_NTRADES, S_NWINS, S_GROSS_PROFIT, S_GROSS_LOSS, S_SUM_PNL, S_SUM_TRADE_RET, S_NOTIONAL,
+ S_EXPOSURE_BARS, S_NFILLS, S_LEN) = range(10)  # fmt: skip
 
 METRICS = (
     "total_return",
@@ -68,61 +61,80 @@ METRICS = (
 LOWER_IS_BETTER = frozenset({"max_drawdown", "ann_vol", "turnover"})
 
 
+class Fold(NamedTuple):
+    """Running sums of an equity curve's metrics; the engine folds bars in as it simulates."""
+
+    n: float
+    prev: float
+    s1: float  # sum of returns
+    s2: float  # ... of squared returns (raw moments; see finish_metrics)
+    s3: float
+    s4: float
+    down2: float  # sum of squared negative returns
+    peak: float
+    floor: float  # equity below this sets a new max drawdown (saves a division per bar)
+    max_dd: float
+    eq_sum: float
+
+
+@njit(cache=True, inline="always")
+def fold_start(initial_cash):  # pragma: no cover - numba
+    return Fold(0.0, initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, initial_cash, initial_cash, 0.0, 0.0)
+
+
+@njit(cache=True, inline="always")
+def fold_bar(f, e):  # pragma: no cover - numba
+    """Fold in one bar ending at equity ``e``."""
+    x = e / f.prev - 1.0
+    x2 = x * x
+    peak, floor, max_dd = f.peak, f.floor, f.max_dd
+    if e > peak:
+        peak = e
+        floor = peak * (1.0 - max_dd)
+    elif e < floor:
+        max_dd = 1.0 - e / peak
+        floor = e
+    return Fold(f.n + 1.0, e, f.s1 + x, f.s2 + x2, f.s3 + x2 * x, f.s4 + x2 * x2,
+                f.down2 + (x2 if x < 0.0 else 0.0), peak, floor, max_dd, f.eq_sum + e)  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def fold_flat(f, count):  # pragma: no cover - numba
+    """Fold in ``count`` more bars at the previous bar's equity (returns exactly 0).
+
+    Equal to ``count`` x ``fold_bar(f, f.prev)`` except that ``eq_sum`` adds ``count * e``
+    in one rounding.
+    """
+    return Fold(f.n + count, f.prev, f.s1, f.s2, f.s3, f.s4, f.down2, f.peak, f.floor, f.max_dd,
+                f.eq_sum + count * f.prev)  # fmt: skip
+
+
 @njit(cache=True)
-def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma: no cover
-    """Fill ``out`` (length ``len(METRICS)``) from an equity curve and the kernel's run stats."""
-    n = equity.shape[0]
+def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no cover - numba
+    """Fill ``out`` (length ``len(METRICS)``) from a fold and the engine's run stats.
+
+    Central moments come from raw sums; for per-bar returns (|mean| well below the standard
+    deviation times 1e7) the cancellation costs far less than the metrics' own precision.
+    """
+    n = f.n
     nan = np.nan
-    # One pass. Moments are summed around a shift k (the first return), which keeps the
-    # raw-sum formulas accurate (the "shifted data" algorithm) without a second pass.
-    k = equity[0] / initial_cash - 1.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    s4 = 0.0
-    down2 = 0.0
-    prev = initial_cash
-    peak = initial_cash
-    max_dd = 0.0
-    floor = initial_cash  # equity below this sets a new max drawdown (no division per bar)
-    eq_sum = 0.0
-    for t in range(n):
-        e = equity[t]
-        x = e / prev - 1.0
-        if x < 0.0:
-            down2 += x * x
-        d = x - k
-        d2 = d * d
-        s1 += d
-        s2 += d2
-        s3 += d2 * d
-        s4 += d2 * d2
-        if e > peak:
-            peak = e
-            floor = peak * (1.0 - max_dd)
-        elif e < floor:
-            max_dd = 1.0 - e / peak
-            floor = e
-        eq_sum += e
-        prev = e
-    md = s1 / n
-    mean = k + md
-    m2 = max(s2 - n * md * md, 0.0)
-    m3 = s3 - 3.0 * md * s2 + 2.0 * n * md**3
-    m4 = s4 - 4.0 * md * s3 + 6.0 * md * md * s2 - 3.0 * n * md**4
+    mean = f.s1 / n
+    m2 = max(f.s2 - n * mean * mean, 0.0)  # sums of centred powers
+    m3 = f.s3 - 3.0 * mean * f.s2 + 2.0 * n * mean**3
+    m4 = f.s4 - 4.0 * mean * f.s3 + 6.0 * mean * mean * f.s2 - 3.0 * n * mean**4
     std = math.sqrt(m2 / (n - 1)) if n > 1 else nan
     ann = math.sqrt(periods_per_year)
-    final = equity[n - 1]
+    final = f.prev
     years = n / periods_per_year
     out[M_TOTAL_RETURN] = final / initial_cash - 1.0
     out[M_CAGR] = (final / initial_cash) ** (1.0 / years) - 1.0 if final > 0 else -1.0
     out[M_ANN_VOL] = std * ann
     out[M_SR_PERIOD] = mean / std if std > 0 else nan
     out[M_SHARPE] = out[M_SR_PERIOD] * ann
-    dd_dev = math.sqrt(down2 / n)
+    dd_dev = math.sqrt(f.down2 / n)
     out[M_SORTINO] = mean / dd_dev * ann if dd_dev > 0 else nan
-    out[M_MAX_DD] = max_dd
-    out[M_CALMAR] = out[M_CAGR] / max_dd if max_dd > 0 else nan
+    out[M_MAX_DD] = f.max_dd
+    out[M_CALMAR] = out[M_CAGR] / f.max_dd if f.max_dd > 0 else nan
     ntr = stats[S_NTRADES]
     out[M_NTRADES] = ntr
     out[M_WIN_RATE] = stats[S_NWINS] / ntr if ntr > 0 else nan
@@ -134,13 +146,22 @@ def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma:
         out[M_PROFIT_FACTOR] = np.inf if stats[S_GROSS_PROFIT] > 0 else nan
     out[M_AVG_TRADE] = stats[S_SUM_PNL] / ntr if ntr > 0 else nan
     out[M_AVG_TRADE_RET] = stats[S_SUM_TRADE_RET] / ntr if ntr > 0 else nan
-    out[M_TURNOVER] = stats[S_NOTIONAL] / (eq_sum / n) / years
+    out[M_TURNOVER] = stats[S_NOTIONAL] / (f.eq_sum / n) / years
     out[M_EXPOSURE] = stats[S_EXPOSURE_BARS] / n
     out[M_FINAL_EQUITY] = final
     pm2 = m2 / n
     out[M_SKEW] = (m3 / n) / pm2**1.5 if pm2 > 0 else nan
     out[M_KURT] = (m4 / n) / (pm2 * pm2) if pm2 > 0 else nan
     out[M_NOBS] = n
+
+
+@njit(cache=True)
+def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma: no cover
+    """Fill ``out`` (length ``len(METRICS)``) from an equity curve and run stats."""
+    f = fold_start(initial_cash)
+    for t in range(equity.shape[0]):
+        f = fold_bar(f, equity[t])
+    finish_metrics(f, stats, initial_cash, periods_per_year, out)
 
 
 def run_metrics(
@@ -297,8 +318,11 @@ def pbo_cscv(returns: np.ndarray, n_blocks: int = 16, metric: str = "sharpe") ->
     if metric not in ("sharpe", "mean"):
         raise ValueError(f"pbo_cscv: metric must be 'sharpe' or 'mean', got {metric!r}")
     rows = r.shape[0] // n_blocks
-    if rows < 2:
-        raise ValueError(f"pbo_cscv: {r.shape[0]} rows are too few for {n_blocks} blocks")
+    if rows < 1 or rows * n_blocks // 2 < 2:
+        raise ValueError(
+            f"pbo_cscv: {r.shape[0]} rows are too few for {n_blocks} blocks (each half needs "
+            "at least 2 rows); use fewer blocks"
+        )
     r = r[r.shape[0] - rows * n_blocks :].reshape(n_blocks, rows, r.shape[1])
     block_sums = np.stack([r.sum(axis=1), (r * r).sum(axis=1)])  # (2, S, N)
     n = r.shape[2]

@@ -38,7 +38,7 @@ def _grid(cfg: DeeptradeConfig) -> pd.DataFrame:
     if not axes:  # the strategy's defaults, as a one-row grid
         axes = {k: [v] for k, v in strategy.params.items()}
     # Every parameter as a column (defaults filled in), so tables always name all of them.
-    return strategy.full_grid(param_grid(cfg.strategy.name, **axes))
+    return pd.DataFrame(strategy.full_grid(param_grid(cfg.strategy.name, **axes)))
 
 
 def _bars(cfg: DeeptradeConfig, bars: Artifact, store: ArtifactStore) -> dict[str, pd.DataFrame]:

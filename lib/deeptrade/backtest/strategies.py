@@ -150,18 +150,21 @@ class Strategy:
         return {**cls.params, **params}
 
     @classmethod
-    def full_grid(cls, grid: pd.DataFrame) -> pd.DataFrame:
-        """``grid`` with every parameter as a column (defaults added), unknown columns refused."""
+    def full_grid(cls, grid: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The grid as one array per parameter (defaults filled in); unknown columns refused."""
         cls.resolve(dict.fromkeys(grid.columns))
-        g = grid.copy()
+        n = len(grid)
+        cols = {}
         for k, v in cls.params.items():
-            if k not in g.columns:
-                g[k] = [v] * len(g)
-        return g[list(cls.params)]
+            if k in grid.columns:
+                cols[k] = grid[k].to_numpy()
+            else:
+                cols[k] = np.full(n, v, dtype=object if isinstance(v, str) else None)
+        return cols
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        return np.zeros(len(g), dtype=bool)
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.zeros(_rows_in(g), dtype=bool)
 
     @classmethod
     def valid(cls, grid: pd.DataFrame) -> np.ndarray:
@@ -174,7 +177,7 @@ class Strategy:
         return 0
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
     @classmethod
@@ -189,7 +192,7 @@ class Strategy:
         g = cls.full_grid(grid)
         bad = np.flatnonzero(cls._invalid(g))
         if bad.size:
-            row = g.iloc[bad[0]].to_dict()
+            row = {k: v[bad[0]] for k, v in g.items()}
             raise ValueError(
                 f"strategy {cls.name!r}: grid row {grid.index[bad[0]]} {row} breaks the rule "
                 f"{cls.rule}; drop it (param_grid does) or fix the values"
@@ -212,15 +215,18 @@ class Strategy:
         return float(cls.signals(history, **params)[-1])
 
 
-def _rows_for(feats: _Features, keys: list[tuple], compute) -> np.ndarray:
-    """Feature-row index per key, computing each distinct key once."""
-    cache: dict[tuple, int] = {}
-    out = np.empty(len(keys))
-    for i, key in enumerate(keys):
-        if key not in cache:
-            cache[key] = feats.row(key, lambda key=key: compute(*key[1:]))
-        out[i] = cache[key]
-    return out
+def _rows_in(g: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(g.values())))
+
+
+def _rows_for(feats: _Features, prefix: tuple, values: np.ndarray, compute) -> np.ndarray:
+    """Feature-row index for each value (a window), computing each distinct one once."""
+    uniq, inverse = np.unique(np.asarray(values), return_inverse=True)
+    rows = np.array(
+        [feats.row((*prefix, int(v)), lambda v=v: compute(int(v))) for v in uniq],
+        dtype=np.float64,
+    )
+    return rows[inverse.reshape(-1)]
 
 
 class MACross(Strategy):
@@ -239,10 +245,11 @@ class MACross(Strategy):
     rule = "1 <= fast < slow, ma in ('sma', 'ema', 'wma'), volume_window >= 0"
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        fast, slow = g["fast"].to_numpy(), g["slow"].to_numpy()
-        ok = (fast >= 1) & (fast < slow) & g["ma"].isin(list(indicators.MA_KINDS)).to_numpy()
-        return ~(ok & (g["volume_window"].to_numpy() >= 0))
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        fast, slow = np.asarray(g["fast"]), np.asarray(g["slow"])
+        kinds = np.isin(np.asarray(g["ma"], dtype=object), list(indicators.MA_KINDS))
+        ok = (fast >= 1) & (fast < slow) & kinds
+        return ~(ok & (np.asarray(g["volume_window"]) >= 0))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
@@ -250,27 +257,31 @@ class MACross(Strategy):
         return max(int(p["slow"]), int(p["volume_window"]))
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         close = feats.arrays["close"]
-        kinds = [indicators.MA_KINDS[k] for k in g["ma"]]
+        fr = np.empty(_rows_in(g))
+        sr = np.empty(_rows_in(g))
+        ma = np.asarray(g["ma"], dtype=object)
+        for name, kind in indicators.MA_KINDS.items():
+            on = ma == name
+            if on.any():
 
-        def ma(kind: int, window: int) -> np.ndarray:
-            return indicators.moving_average(close, window, kind)
+                def compute(w: int, kind: int = kind) -> np.ndarray:
+                    return indicators.moving_average(close, w, kind)
 
-        fr = _rows_for(feats, [("ma", k, int(w)) for k, w in zip(kinds, g["fast"], strict=True)], ma)
-        sr = _rows_for(feats, [("ma", k, int(w)) for k, w in zip(kinds, g["slow"], strict=True)], ma)
-        vw = g["volume_window"].to_numpy().astype(np.int64)
-        vr = np.full(len(g), -1.0)
-        vmr = np.full(len(g), -1.0)
+                fr[on] = _rows_for(feats, ("ma", kind), np.asarray(g["fast"])[on], compute)
+                sr[on] = _rows_for(feats, ("ma", kind), np.asarray(g["slow"])[on], compute)
+        vw = np.asarray(g["volume_window"]).astype(np.int64)
+        vr = np.full(_rows_in(g), -1.0)
+        vmr = np.full(_rows_in(g), -1.0)
         if (vw > 0).any():
             if "volume" not in feats.arrays:
                 raise ValueError("ma_cross with volume_window > 0 needs a 'volume' column")
             vol = feats.arrays["volume"]
             on = vw > 0
             vr[on] = feats.row(("volume",), lambda: vol)
-            vmr[on] = _rows_for(feats, [("vma", int(w)) for w in vw[on]],
-                                lambda w: indicators.sma(vol, w))  # fmt: skip
-        mult = g["volume_mult"].to_numpy(np.float64)
+            vmr[on] = _rows_for(feats, ("vma",), vw[on], lambda w: indicators.sma(vol, w))
+        mult = np.asarray(g["volume_mult"], dtype=np.float64)
         return np.column_stack([fr, sr, vr, vmr, mult])
 
 
@@ -284,9 +295,9 @@ class RSIReversion(Strategy):
     rule = "window >= 2 and 0 <= lower <= exit <= upper <= 100"
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        lo, ex, up = (g[k].to_numpy(np.float64) for k in ("lower", "exit", "upper"))
-        ok = (g["window"].to_numpy() >= 2) & (lo >= 0) & (lo <= ex) & (ex <= up) & (up <= 100)
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        lo, ex, up = (np.asarray(g[k], dtype=np.float64) for k in ("lower", "exit", "upper"))
+        ok = (np.asarray(g["window"]) >= 2) & (lo >= 0) & (lo <= ex) & (ex <= up) & (up <= 100)
         return ~ok
 
     @classmethod
@@ -294,10 +305,9 @@ class RSIReversion(Strategy):
         return int(cls.resolve(params)["window"]) + 1
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         close = feats.arrays["close"]
-        rows = _rows_for(feats, [("rsi", int(w)) for w in g["window"]],
-                         lambda w: indicators.rsi(close, w))  # fmt: skip
+        rows = _rows_for(feats, ("rsi",), np.asarray(g["window"]), lambda w: indicators.rsi(close, w))
         return np.column_stack([rows, g["lower"], g["upper"], g["exit"]])
 
 
@@ -312,8 +322,8 @@ class Donchian(Strategy):
     rule = "window >= 1 and exit_window >= 1"
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        return ~((g["window"].to_numpy() >= 1) & (g["exit_window"].to_numpy() >= 1))
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        return ~((np.asarray(g["window"]) >= 1) & (np.asarray(g["exit_window"]) >= 1))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
@@ -321,15 +331,13 @@ class Donchian(Strategy):
         return max(int(p["window"]), int(p["exit_window"])) + 1
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         hi, lo = feats.arrays["high"], feats.arrays["low"]
         cols = []
         for name in ("window", "exit_window"):
-            ws = [int(w) for w in g[name]]
-            cols.append(_rows_for(feats, [("hh", w) for w in ws],
-                                  lambda w: indicators.prior_max(hi, w)))  # fmt: skip
-            cols.append(_rows_for(feats, [("ll", w) for w in ws],
-                                  lambda w: indicators.prior_min(lo, w)))  # fmt: skip
+            ws = np.asarray(g[name])
+            cols.append(_rows_for(feats, ("hh",), ws, lambda w: indicators.prior_max(hi, w)))
+            cols.append(_rows_for(feats, ("ll",), ws, lambda w: indicators.prior_min(lo, w)))
         return np.column_stack(cols)
 
 
@@ -342,15 +350,15 @@ class Momentum(Strategy):
     rule = "lookback >= 1 and threshold >= 0"
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        return ~((g["lookback"].to_numpy() >= 1) & (g["threshold"].to_numpy(np.float64) >= 0))
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        return ~((np.asarray(g["lookback"]) >= 1) & (np.asarray(g["threshold"], dtype=np.float64) >= 0))
 
     @classmethod
     def warmup(cls, **params: Any) -> int:
         return int(cls.resolve(params)["lookback"])
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.column_stack([g["lookback"], g["threshold"]])
 
 
@@ -367,14 +375,14 @@ class Predictions(Strategy):
     rule = "threshold >= 0"
 
     @classmethod
-    def _invalid(cls, g: pd.DataFrame) -> np.ndarray:
-        return ~(g["threshold"].to_numpy(np.float64) >= 0)
+    def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
+        return ~(np.asarray(g["threshold"], dtype=np.float64) >= 0)
 
     @classmethod
-    def _matrix(cls, feats: _Features, g: pd.DataFrame) -> np.ndarray:
+    def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         pred = feats.arrays["pred"]
         row = feats.row(("pred",), lambda: pred)
-        return np.column_stack([np.full(len(g), row), g["threshold"], g["center"]])
+        return np.column_stack([np.full(_rows_in(g), row), g["threshold"], g["center"]])
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

@@ -23,7 +23,6 @@ from numba import njit, prange
 
 from deeptrade.backtest.engine import (
     C_CASH,
-    C_PPY,
     FILL_COLUMNS,
     OHLC,
     S_LEN,
@@ -39,7 +38,6 @@ from deeptrade.backtest.metrics import (
     METRICS,
     expected_max_sharpe,
     probabilistic_sharpe_ratio_array,
-    metrics_into,
 )
 from deeptrade.backtest.strategies import Strategy, as_arrays, fill_targets, get_strategy
 
@@ -96,8 +94,8 @@ def _sweep_kernel(
         eq = np.empty(span)
         stats = np.zeros(S_LEN)
         simulate_single(o[a:b], h[a:b], lo[a:b], c[a:b], vol[a:b], atr[a:b], tgt, starts[s],
-                        ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec, stats)  # fmt: skip
-        metrics_into(eq, stats, cfg[C_CASH], cfg[C_PPY], out[r])
+                        ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec, stats,
+                        out[r])  # fmt: skip
         if keep:
             prev = cfg[C_CASH]
             base = ret_off[s]

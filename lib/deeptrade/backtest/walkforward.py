@@ -21,6 +21,7 @@ Per window, ``walk_forward``
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -187,7 +188,7 @@ def walk_forward(
     ts = pd.DatetimeIndex(bars["timestamp"])
     if metric not in METRICS:
         raise ValueError(f"walk_forward: unknown metric {metric!r}; use one of {list(METRICS)}")
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         if b.test_start < a.test_end:
             raise ValueError(
                 f"walk_forward: test spans of windows {a.index} and {b.index} overlap; "
@@ -195,7 +196,7 @@ def walk_forward(
             )
     if windows[-1].test_end > len(bars):
         raise ValueError("walk_forward: windows run past the end of bars; rebuild them for these bars")
-    param_names = list(strat.full_grid(grid).columns)
+    param_names = list(strat.full_grid(grid))
     cash = cfg.initial_cash
     rows, curves, trade_parts, tables = [], [], [], []
     stats = np.zeros(S_LEN)

@@ -54,7 +54,7 @@ def compute_features(
 def assemble_frame(bars: pd.DataFrame, out: np.ndarray, config: FeatureConfig) -> pd.DataFrame:
     """DataFrame from the (n_features, n) output array, without copying it."""
     frame = pd.DataFrame(out.T, columns=feature_names(config), index=bars.index, copy=False)
-    frame.insert(0, "timestamp", bars["timestamp"].to_numpy())
+    frame.insert(0, "timestamp", bars["timestamp"].dt.as_unit("ns"))
     frame["warmup"] = np.arange(len(frame)) < warmup_bars(config)
     return frame
 

@@ -1,16 +1,16 @@
-"""One block of bars through every feature family: shared by the batch and the live paths.
+"""One block of bars through every feature: shared by the batch and the live paths.
 
-`advance(block, state, plan, out)` runs, in order:
+`advance(block, state, plan, out)` extends each input series with the history kept in
+`state` (the last `plan.history` bars), then runs:
 
-1. the elementwise pre-pass: logs of bar ratios (numpy's vectorized log, which gives the
-   same bits for a one-bar array as inside a long one, so live equals batch);
-2. the four sequential kernels (`kernels.py`), each over its own state;
-3. the elementwise finish (`_finish`, numba): ratios to close, square roots, Bollinger
-   %b/width; plus the lagged-close logs of the multi-bar returns (numpy again);
-4. the time features.
+1. elementwise logs of bar ratios with numpy's vectorized log (one-bar arrays give the same
+   bits as long ones, so live equals batch);
+2. the rolling-window features (`windows.py`) and the recursive kernels (`kernels.py`);
+3. small elementwise finishes (ratios to close, Bollinger %b and width) and the time
+   features;
 
-The state carries everything between blocks, so calling `advance` on a series in one block or
-bar by bar gives identical output.
+and keeps the new history. Computing a series in one block or bar by bar gives identical
+output: the batch path is one call from a fresh state, the live path one call per bar.
 """
 
 from __future__ import annotations
@@ -22,21 +22,30 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from deeptrade.features import windows as win
 from deeptrade.features.config import FeatureConfig
 from deeptrade.features.kernels import (
     kernel_params,
-    new_state,
-    run_close,
-    run_range,
-    run_returns,
-    run_volume,
+    new_kernel_states,
+    run_flow,
+    run_rolling_std,
+    run_trend,
+    run_wilder,
 )
 from deeptrade.features.spec import family_rows, feature_names
 
-LN2 = math.log(2.0)
-GK_C = 2.0 * LN2 - 1.0
+GK_C = 2.0 * math.log(2.0) - 1.0
 NS_PER_DAY = 86_400 * 1_000_000_000
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0
+# Time features by table (no trigonometry per bar): time of day at one-second resolution,
+# day of week.
+_TOD_ANGLE = 2.0 * np.pi * np.arange(86_400) / 86_400.0
+TOD_SIN, TOD_COS = np.sin(_TOD_ANGLE), np.cos(_TOD_ANGLE)
+_DOW_ANGLE = 2.0 * np.pi * np.arange(7) / 7.0
+DOW_SIN, DOW_COS = np.sin(_DOW_ANGLE), np.cos(_DOW_ANGLE)
+# Per-bar series kept as history between blocks (inputs and derived ones the windows read).
+SERIES = ("c", "h", "l", "v", "r", "tp", "park", "gk", "pv", "fastk", "slowk", "pos", "neg", "obv")
+I_TP, I_PARK, I_GK, I_PV = (SERIES.index(k) for k in ("tp", "park", "gk", "pv"))
 
 
 @dataclass(frozen=True)
@@ -61,89 +70,192 @@ class Plan:
     params: tuple
     rows: dict[str, slice]
     n_features: int
+    history: int  # bars of history any window or lag reads
 
     @classmethod
     def of(cls, config: FeatureConfig) -> Plan:
-        return cls(config, kernel_params(config), family_rows(config), len(feature_names(config)))
+        return cls(
+            config,
+            kernel_params(config),
+            family_rows(config),
+            len(feature_names(config)),
+            max_lookback(config),
+        )
 
-    def fresh_state(self) -> dict[str, tuple[np.ndarray, ...]]:
-        return new_state(self.config)
+    def fresh_state(self) -> dict:
+        """State before the first bar of a series."""
+        return {
+            "t": 0,
+            "prev_bench": np.nan,
+            "hist": np.empty((len(SERIES), 0)),
+            **new_kernel_states(self.config),
+        }
+
+
+def max_lookback(config: FeatureConfig) -> int:
+    """The longest window or lag any feature reads (bars)."""
+    c = config
+    return max(
+        *c.return_horizons,
+        *c.rvol_windows,
+        *c.ma_windows,
+        *c.momentum_periods,
+        c.range_vol_window,
+        c.macd_slow,
+        c.bb_period,
+        c.stoch_fastk + c.stoch_slowk + c.stoch_slowd,
+        c.willr_period,
+        c.cci_period,
+        c.mfi_period,
+        c.obv_z_window,
+        c.roc_period,
+        c.volume_z_window,
+        c.vwap_window,
+        c.moments_window,
+    )
 
 
 def advance(block: Block, state: dict, plan: Plan, out: np.ndarray) -> None:
     """Compute features for `block` into out (n_features, n), advancing `state`."""
-    c, h, lo, o, b = block.close, block.high, block.low, block.open, block.bench
-    prev = state["prev"][0]  # (close, benchmark close) of the bar before this block
-    prev_c = np.concatenate((prev[:1], c[:-1]))
-    prev_b = np.concatenate((prev[1:], b[:-1]))
-    r = np.log(c / prev_c)
-    lhl = np.log(h / lo)
-    lco = np.log(c / o)
-    park = lhl * lhl
-    gk = 0.5 * park - GK_C * (lco * lco)
-    bench_r = np.log(b / prev_b)
+    cfg, params, rows = plan.config, plan.params, plan.rows
+    n = block.close.shape[0]
+    hist = state["hist"]
+    s = hist.shape[1]  # bars of history before the block
+    t0 = state["t"]
+    ext = np.empty((len(SERIES), s + n))
+    ext[:, :s] = hist
+    c, h, lo, v, r, tp, park, gk, pv = (ext[SERIES.index(k)] for k in SERIES[:9])
+    c[s:], h[s:], lo[s:], v[s:] = block.close, block.high, block.low, block.volume
+    cb = c[s:]
 
-    rows, params = plan.rows, plan.params
-    run_returns((c, r, park, gk), state["returns"], params, out[rows["returns"]])
-    run_close((c,), state["close"], params, out[rows["close"]])
-    run_range((h, lo, c), state["range"], params, out[rows["range"]])
-    run_volume((h, lo, c, block.volume, block.bar_price), state["volume"], params, out[rows["volume"]])
-    _finish(c, o, h, lo, prev_c, r, bench_r, params, out, rows["returns"].start,
-            rows["close"].start, rows["range"].start, rows["bar"].start)  # fmt: skip
-    # Multi-bar log returns: the kernel left the lagged close in the row.
-    start = rows["returns"].start
-    for j, lag in enumerate(plan.config.return_horizons):
-        if lag > 1:
-            out[start + j] = np.log(c / out[start + j])
-    out[rows["time"]] = time_features(block.ts_ns, plan.config.session_tz)
-    prev[0], prev[1] = c[-1], b[-1]
+    # 1. elementwise: returns and range terms (numpy log), typical price, VWAP weights
+    prev_c = np.empty(n)
+    win.lagged(c, 1, s, prev_c)
+    np.log(cb / prev_c, out=r[s:])
+    lhl = np.log(block.high / block.low)
+    lco = np.log(cb / block.open)
+    _bar_terms(block.high, block.low, cb, block.volume, block.bar_price, lhl, lco, s, ext)
+
+    # 2. returns family
+    o = out[rows["returns"]]
+    row = 0
+    for k in cfg.return_horizons:
+        if k == 1:
+            o[row] = r[s:]
+        else:
+            win.lagged(c, k, s, o[row])
+            o[row] = np.log(cb / o[row])
+        row += 1
+    scratch = np.empty(n)
+    var_state = state["var"]
+    for j, w in enumerate(cfg.rvol_windows):
+        run_rolling_std(r, s, t0, 1, w, var_state[j], o[row], scratch)
+        row += 1
+    win.range_vol(park, gk, cfg.range_vol_window, s, o[row], o[row + 1])
+    win.window_skew_kurt(r, cfg.moments_window, s, o[row + 2], o[row + 3])
+
+    # close family
+    o = out[rows["close"]]
+    fastk, slowk, pos, neg, obv = (ext[SERIES.index(k)] for k in SERIES[9:])
+    run_trend(c, s, t0, state["trend"], params, o)
+    n_ma = len(cfg.ma_windows)
+    row_roc = 2 * n_ma + 6
+    win.lagged(c, cfg.roc_period, s, o[row_roc])
+    for j, k in enumerate(cfg.momentum_periods):
+        win.lagged(c, k, s, o[row_roc + 1 + j])
+    _finish_close(cb, n_ma, o)
+
+    # range family
+    o = out[rows["range"]]
+    win.stochastic_fast_k(h, lo, c, cfg.stoch_fastk, s, fastk[s:])
+    run_wilder(h, lo, c, fastk, slowk, s, t0, state["wilder"], params, o)
+    o[0] /= cb  # ATR / close
+    win.williams_r(h, lo, c, cfg.willr_period, s, o[6])
+
+    # volume family
+    o = out[rows["volume"]]
+    win.window_cci(tp, cfg.cci_period, s, o[0])
+    run_flow(tp, v, c, pos, neg, obv, s, t0, state["flow"], params, o[1:2])
+    k = len(cfg.rvol_windows)
+    run_rolling_std(obv, s, t0, 0, cfg.obv_z_window, var_state[k], scratch, o[2])
+    run_rolling_std(v, s, t0, 0, cfg.volume_z_window, var_state[k + 1], scratch, o[3])
+    win.vwap_deviation(pv, v, c, cfg.vwap_window, s, o[4])
+
+    # 3. bar features and time
+    o = out[rows["bar"]]
+    o[0] = (block.high - block.low) / cb
+    o[1] = block.open / prev_c - 1.0
+    prev_b = np.concatenate(([state["prev_bench"]], block.bench[:-1]))
+    o[2] = r[s:] - np.log(block.bench / prev_b)
+    time_features(block.ts_ns, cfg.session_tz, out[rows["time"]])
+
+    state["hist"] = ext[:, s + n - min(plan.history, s + n) :].copy()
+    state["t"] = t0 + n
+    state["prev_bench"] = block.bench[-1]
 
 
-@njit(cache=True)
-def _finish(c, o, h, lo, prev_c, r, bench_r, params, out, r_ret, r_close, r_range, r_bar):
-    """Elementwise completion of the rows the kernels left raw (see each kernel's doc)."""
-    p, ret_h, rv_w, ma_w, mom_w, _ = params
-    n_ret, n_rv, n_ma, n_mom = ret_h.shape[0], rv_w.shape[0], ma_w.shape[0], mom_w.shape[0]
-    w_range = p[0]
-    park_scale = 1.0 / (w_range * 4.0 * LN2)
-    r_park = r_ret + n_ret + n_rv
-    r_macd = r_close + 2 * n_ma + 1
+@njit(cache=True, error_model="numpy")
+def _bar_terms(hi, lo, cl, vol, bar_price, lhl, lco, s, ext) -> None:
+    """Per-bar series the windows read: Parkinson and Garman-Klass terms, typical price,
+    VWAP weight (bar price = vwap if known, else typical price) times volume."""
+    for i in range(cl.shape[0]):
+        x = s + i
+        tp = (hi[i] + lo[i] + cl[i]) / 3
+        ext[I_TP, x] = tp
+        ext[I_PARK, x] = lhl[i] * lhl[i]
+        ext[I_GK, x] = 0.5 * (lhl[i] * lhl[i]) - GK_C * (lco[i] * lco[i])
+        price = tp if math.isnan(bar_price[i]) else bar_price[i]
+        ext[I_PV, x] = price * vol[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _finish_close(c: np.ndarray, n_ma: int, o: np.ndarray) -> None:
+    """Close-family rows from their raw ingredients (see run_trend), in place."""
+    r_macd = 2 * n_ma + 1
     r_bb = r_macd + 3
+    r_roc = r_bb + 2
+    n_mom = o.shape[0] - r_roc - 1
+    for j in range(2 * n_ma):
+        for i in range(c.shape[0]):
+            o[j, i] = c[i] / o[j, i] - 1.0
+    for j in range(r_macd, r_macd + 3):
+        for i in range(c.shape[0]):
+            o[j, i] = o[j, i] / c[i]
     for i in range(c.shape[0]):
-        ci = c[i]
-        for j in range(n_rv):
-            out[r_ret + n_ret + j, i] = math.sqrt(max(out[r_ret + n_ret + j, i], 0.0))
-        out[r_park, i] = math.sqrt(max(out[r_park, i], 0.0) * park_scale)
-        out[r_park + 1, i] = math.sqrt(max(out[r_park + 1, i] / w_range, 0.0))
-        for j in range(2 * n_ma):
-            out[r_close + j, i] = ci / out[r_close + j, i] - 1.0
-        for j in range(3):
-            out[r_macd + j, i] = out[r_macd + j, i] / ci
-        mid = out[r_bb, i]
-        dev = out[r_bb + 1, i]
+        mid = o[r_bb, i]
+        dev = o[r_bb + 1, i]
         upper = mid + dev
         lower = mid - dev
         width = upper - lower
-        out[r_bb, i] = (ci - lower) / width if not width <= 0.0 else 0.5  # NaN stays NaN
-        out[r_bb + 1, i] = width / mid
-        out[r_bb + 2, i] = ((ci / out[r_bb + 2, i]) - 1.0) * 100.0
-        for j in range(n_mom):
-            out[r_bb + 3 + j, i] = out[r_bb + 3 + j, i] / ci
-        out[r_range, i] = out[r_range, i] / ci
-        out[r_bar, i] = (h[i] - lo[i]) / ci
-        out[r_bar + 1, i] = o[i] / prev_c[i] - 1.0
-        out[r_bar + 2, i] = r[i] - bench_r[i]
+        o[r_bb, i] = 0.5 if width <= 0.0 else (c[i] - lower) / width  # NaN stays NaN
+        o[r_bb + 1, i] = width / mid
+    for i in range(c.shape[0]):
+        o[r_roc, i] = ((c[i] / o[r_roc, i]) - 1.0) * 100.0
+    for j in range(r_roc + 1, r_roc + 1 + n_mom):
+        for i in range(c.shape[0]):
+            o[j, i] = (c[i] - o[j, i]) / c[i]
 
 
-def time_features(ts_ns: np.ndarray, tz: str) -> np.ndarray:
-    """(4, n) array: sin/cos of the time of day and of the weekday, in zone `tz`."""
+def time_features(ts_ns: np.ndarray, tz: str, out: np.ndarray) -> None:
+    """out (4, n): sin/cos of the time of day and of the weekday, in zone `tz`."""
     ts_ns = np.asarray(ts_ns, dtype=np.int64)
-    if tz == "UTC":
-        local = ts_ns
-    else:
+    if tz != "UTC":
         wall = pd.DatetimeIndex(ts_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
-        local = wall.tz_localize(None).as_unit("ns").asi8
-    day_angle = (2.0 * np.pi / NS_PER_DAY) * (local % NS_PER_DAY).astype(np.float64)
-    weekday = ((local // NS_PER_DAY + EPOCH_WEEKDAY) % 7).astype(np.float64)
-    week_angle = (2.0 * np.pi / 7.0) * weekday
-    return np.stack([np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)])
+        ts_ns = wall.tz_localize(None).as_unit("ns").asi8
+    second, weekday = _day_parts(ts_ns)
+    np.take(TOD_SIN, second, out=out[0])
+    np.take(TOD_COS, second, out=out[1])
+    np.take(DOW_SIN, weekday, out=out[2])
+    np.take(DOW_COS, weekday, out=out[3])
+
+
+@njit(cache=True, error_model="numpy")
+def _day_parts(ts_ns: np.ndarray):
+    """(second of the day, weekday with Monday = 0) of nanosecond timestamps."""
+    second = np.empty(ts_ns.shape[0], dtype=np.int64)
+    weekday = np.empty(ts_ns.shape[0], dtype=np.int64)
+    for i in range(ts_ns.shape[0]):
+        day = ts_ns[i] // NS_PER_DAY
+        second[i] = (ts_ns[i] - day * NS_PER_DAY) // 1_000_000_000
+        weekday[i] = (day + EPOCH_WEEKDAY) % 7
+    return second, weekday

@@ -52,8 +52,8 @@ FEATURE_DOCS: dict[str, str] = {
     "hl_range": "(high - low) / close",
     "gap": "open / previous close - 1 (overnight gap on daily bars, bar-to-bar intraday)",
     "rel_log_ret_1": "1-bar log return minus the benchmark's over the same bars; NaN if none",
-    "tod_sin": "sin(2 pi time-of-day / 1 day) in session_tz",
-    "tod_cos": "cos(2 pi time-of-day / 1 day) in session_tz",
+    "tod_sin": "sin(2 pi second-of-day / 86400) in session_tz (whole seconds)",
+    "tod_cos": "cos(2 pi second-of-day / 86400) in session_tz (whole seconds)",
     "dow_sin": "sin(2 pi weekday / 7) in session_tz, Monday = 0",
     "dow_cos": "cos(2 pi weekday / 7) in session_tz, Monday = 0",
 }

@@ -29,6 +29,24 @@ def _features_current(cfg: Any, store: ArtifactStore) -> bool:
     return up_to_date(cfg.data, cfg.features, store)
 
 
+def _train_current(cfg: Any, store: ArtifactStore) -> bool:
+    from deeptrade.train.stage import up_to_date
+
+    return up_to_date(cfg, store)
+
+
+def _backtest_current(cfg: Any, store: ArtifactStore) -> bool:
+    from deeptrade.backtest.stage import up_to_date
+
+    return up_to_date(cfg, store)
+
+
+def _publish_current(cfg: Any, store: ArtifactStore) -> bool:
+    from deeptrade.live.publish import up_to_date
+
+    return up_to_date(cfg, store)
+
+
 @dataclass(kw_only=True)
 class PipelineStage:
     name: str
@@ -40,6 +58,9 @@ class PipelineStage:
 PIPELINE = [
     PipelineStage(name="ingest", job="ingest", after=[], current=_ingest_current),
     PipelineStage(name="features", job="features", after=["ingest"], current=_features_current),
+    PipelineStage(name="train", job="train", after=["features"], current=_train_current),
+    PipelineStage(name="backtest", job="backtest", after=["train"], current=_backtest_current),
+    PipelineStage(name="publish", job="publish", after=["backtest"], current=_publish_current),
 ]
 
 

@@ -71,6 +71,24 @@ def publish(cfg: DeeptradeConfig, store: ArtifactStore) -> dict[str, Any]:
     return {"artifact": f"releases/{cfg.release.name}", "oos": oos, "strategy": strategy}
 
 
+def up_to_date(cfg: DeeptradeConfig, store: ArtifactStore) -> bool:
+    """The release exists and was made from exactly the current backtest, model and features."""
+    from deeptrade.backtest.stage import artifact_name
+    from deeptrade.train.stage import features_name, model_name
+
+    rel = store.get("releases", cfg.release.name)
+    if rel is None or not cfg.symbol:
+        return False
+    current = [store.get("backtests", cfg.release.backtest.removeprefix("backtests/") or artifact_name(cfg)),
+               store.get("models", model_name(cfg, [cfg.symbol])),
+               store.get("features", features_name(cfg))]
+    if any(a is None for a in current):
+        return False
+    return rel.manifest.inputs == {a.ref: a.manifest.content_hash for a in current if a} and (
+        rel.manifest.config.get("release") == to_container(cfg.release)
+    )
+
+
 def _dump(path: Any, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
 

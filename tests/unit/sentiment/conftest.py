@@ -9,11 +9,9 @@ import pytest
 import torch
 
 from deeptrade.sentiment.news import read_news
-from deeptrade.sentiment.scorer import ScorerConfig, SentimentScorer
+from deeptrade.sentiment.scorer import SentimentScorer
 from deeptrade.sentiment.tiny import TINY_BERT, save_random_classifier
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "sentiment"
-HEADLINES = ASSETS / "headlines.jsonl"
+from tests.unit.sentiment.helpers import HEADLINES, small_batches
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,17 +33,6 @@ def news_items() -> pd.DataFrame:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, news_items: pd.DataFrame) -> Path:
     texts = list(news_items["headline"]) + list(news_items["summary"])
     return save_random_classifier(tmp_path_factory.mktemp("tiny_finbert"), texts, **TINY_BERT)
-
-
-def small_batches(model_dir: Path, **overrides: object) -> ScorerConfig:
-    """A config whose token budget forces several buckets and batches on 40 headlines."""
-    fields: dict[str, object] = {
-        "name_or_path": str(model_dir),
-        "token_budget": 64,
-        "max_batch_size": 4,
-        "device": "cpu",
-    }
-    return ScorerConfig(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from deeptrade.sentiment.news import (
 )
 from tests.fakes.alpaca_data import add_news_routes, news_item
 from tests.fakes.server import FakeServer, Fault
-from tests.unit.sentiment.conftest import HEADLINES
+from tests.unit.sentiment.helpers import HEADLINES
 
 KEY, SECRET = "test-key", "test-secret"
 

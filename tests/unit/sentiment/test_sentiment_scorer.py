@@ -21,7 +21,7 @@ from deeptrade.sentiment.scorer import (
     resolve_precision,
 )
 from deeptrade.sentiment.tiny import TINY_BERT, save_random_classifier
-from tests.unit.sentiment.conftest import small_batches
+from tests.unit.sentiment.helpers import small_batches
 
 
 def _reference_proba(model_dir: Path, texts: list[str], max_length: int = 64) -> np.ndarray:
