@@ -71,6 +71,7 @@ def kernel_params(config: FeatureConfig) -> tuple:
         np.asarray(c.ma_windows, dtype=np.int64),
         np.asarray(c.momentum_periods, dtype=np.int64),
         np.array([c.bb_nbdev], dtype=np.float64),
+        2.0 / (np.asarray(c.ma_windows, dtype=np.float64) + 1.0),  # EMA smoothing, TA-Lib's k
     )
 
 
@@ -163,7 +164,13 @@ def _rolling_var(x: np.ndarray, p: int, t: int, w: int, v: tuple, reseed: int):
 
 @njit(cache=True, error_model="numpy")
 def run_rolling_std(
-    x: np.ndarray, s: int, t0: int, first: int, w: int, state: np.ndarray, std: np.ndarray,
+    x: np.ndarray,
+    s: int,
+    t0: int,
+    first: int,
+    w: int,
+    state: np.ndarray,
+    std: np.ndarray,
     z: np.ndarray,
 ) -> None:
     """Sample std (ddof=1) of the last w values and the z-score of the newest, O(1) per bar.
@@ -198,7 +205,7 @@ def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out:
     that `pipeline` turns into features.
     """
     ints, sc, ma = state
-    p, _, _, ma_w, _, fp = params
+    p, _, _, ma_w, _, fp, k_ema = params
     n_rsi, w_bb, nbdev = p[P_RSI], p[P_BB], fp[0]
     nf, ns, ng = p[P_MACD_F], p[P_MACD_S], p[P_MACD_G]
     n_ma = ma_w.shape[0]
@@ -214,7 +221,6 @@ def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out:
     rsi_gain, rsi_loss, bb_sum = sc[TR_S_RSI_GAIN], sc[TR_S_RSI_LOSS], sc[TR_S_BB_SUM]
     b = TR_S_BB_VAR
     bb_var = (sc[b], sc[b + 1], sc[b + 2], sc[b + 3])
-    k_ema = 2.0 / (ma_w + 1.0)
     for i in range(cl.shape[0] - s):
         x = s + i
         t = t0 + i
@@ -344,7 +350,7 @@ def run_wilder(
     for i in range(cl.shape[0] - s):
         x = s + i
         t = t0 + i
-        h, low, c = hi[x], lo[x], cl[x]
+        h, low = hi[x], lo[x]
         out[0, i] = NAN
         out[1, i] = NAN
         out[2, i] = NAN

@@ -144,7 +144,7 @@ FEATURE_NAMES: tuple[str, ...] = tuple(feature_names())
 
 def _family(name: str) -> str:
     for key in sorted(FEATURE_DOCS, key=len, reverse=True):
-        if name == key or name.startswith(key + "_") and name[len(key) + 1 :].isdigit():
+        if name == key or (name.startswith(key + "_") and name[len(key) + 1 :].isdigit()):
             return key
     raise AssertionError(f"feature {name} has no FEATURE_DOCS entry")
 

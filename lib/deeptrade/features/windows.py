@@ -32,7 +32,7 @@ def window_sum(x: np.ndarray, w: int, s: int, out: np.ndarray) -> None:
     acc = np.empty(BLOCK)
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0  # first position with a full window
+        lo = min(max(b0, w - 1) - b0, nb)  # first position with a full window
         a = acc[lo:nb]
         a[:] = 0.0
         for q in range(w):
@@ -63,7 +63,7 @@ def window_mean_ss(x: np.ndarray, w: int, s: int, mean: np.ndarray, ss: np.ndarr
     inv = 1.0 / w
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0
+        lo = min(max(b0, w - 1) - b0, nb)
         a = acc[lo:nb]
         a2 = acc2[lo:nb]
         newest = x[b0 + lo : b0 + nb]
@@ -90,7 +90,7 @@ def window_max(x: np.ndarray, w: int, s: int, out: np.ndarray) -> None:
     acc = np.empty(BLOCK)
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0
+        lo = min(max(b0, w - 1) - b0, nb)
         a = acc[lo:nb]
         a[:] = x[b0 + lo : b0 + nb]
         for q in range(1, w):
@@ -106,7 +106,7 @@ def window_min(x: np.ndarray, w: int, s: int, out: np.ndarray) -> None:
     acc = np.empty(BLOCK)
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0
+        lo = min(max(b0, w - 1) - b0, nb)
         a = acc[lo:nb]
         a[:] = x[b0 + lo : b0 + nb]
         for q in range(1, w):
@@ -134,7 +134,7 @@ def window_skew_kurt(r: np.ndarray, w: int, s: int, skew: np.ndarray, kurt: np.n
     kurt_b = 3.0 * (n - 1.0) ** 2 / ((n - 2.0) * (n - 3.0))
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0
+        lo = min(max(b0, w - 1) - b0, nb)
         k = nb - lo
         mu, m2, m3, m4 = mu_[:k], m2_[:k], m3_[:k], m4_[:k]
         mu[:] = 0.0
@@ -184,7 +184,7 @@ def window_cci(tp: np.ndarray, w: int, s: int, out: np.ndarray) -> None:
     inv = 1.0 / w
     for b0 in range(s, m, BLOCK):
         nb = min(BLOCK, m - b0)
-        lo = max(b0, w - 1) - b0
+        lo = min(max(b0, w - 1) - b0, nb)
         k = nb - lo
         avg, mad = avg_[:k], mad_[:k]
         avg[:] = 0.0
@@ -208,9 +208,7 @@ def window_cci(tp: np.ndarray, w: int, s: int, out: np.ndarray) -> None:
             md = mad[p] * inv
             dev = newest[p] - a
             scale = TA_EPSILON * abs(a)
-            out[base + lo + p] = (
-                dev / (0.015 * md) if abs(dev) > scale and abs(md) > scale else 0.0
-            )
+            out[base + lo + p] = dev / (0.015 * md) if abs(dev) > scale and abs(md) > scale else 0.0
 
 
 # --- Feature functions built on the primitives (same extended-array convention).

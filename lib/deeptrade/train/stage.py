@@ -115,6 +115,11 @@ def run_train(
         log.info("models/%s is up to date (manifest key matches); skipping", name)
         return {"artifact": art.ref, "skipped": True, "metrics": art.manifest.meta.get("metrics")}
 
+    import torch
+
+    # One intra-op thread per allocated CPU: no oversubscription on shared nodes, and the same
+    # thread count (hence the same floating-point reduction order) wherever the job resumes.
+    torch.set_num_threads(max(1, cfg.cluster.cpus_per_task))
     horizon = int(feats.manifest.meta["label_horizon"])
     # Without a benchmark the relative-return feature is NaN everywhere: leave it out.
     drop = ["close"] + ([] if cfg.features.benchmark else [BENCHMARK_FEATURE])
