@@ -222,9 +222,21 @@ def cmd_pipeline(args: list[str], *, wait: bool) -> int:
         print(f"pipeline {record.id} on {record.cluster}  (deeptrade status {record.id})")
     for r in rows:
         print(f"  {r['stage']:<10} {r['state']:<10} {r.get('why') or ''}")
-    return (
-        0 if all(r["state"] in ("COMPLETED", "SKIPPED", "PENDING", "RUNNING") for r in rows) else 1
-    )
+    report = _report_path(args)
+    if report is not None:
+        print(f"report: {report}")
+    ok = ("COMPLETED", "SKIPPED", "PENDING", "RUNNING")
+    return 0 if all(r["state"] in ok for r in rows) else 1
+
+
+def _report_path(args: list[str]) -> Path | None:
+    """The walk-forward report of this pipeline's backtest, once it exists."""
+    from deeptrade.backtest.stage import artifact_name
+    from deeptrade.config.compose import load
+
+    cfg = load("backtest", args)
+    path = Path(cfg.paths.root).resolve() / "backtests" / artifact_name(cfg) / "report.html"
+    return path if path.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,7 +167,7 @@ R_SIGNAL, R_STOP, R_TAKE, R_END = range(4)
 # Kernel
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _fee(qty: float, price: float, cfg: np.ndarray) -> float:
     a = abs(qty)
     fee = a * price * cfg[C_COMM]
@@ -176,7 +176,7 @@ def _fee(qty: float, price: float, cfg: np.ndarray) -> float:
     return fee
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _slipped(price: float, side: float, atr_value: float, cfg: np.ndarray) -> float:
     """Fill price after slippage for a buy (side > 0) or a sell (side < 0)."""
     adj = price * cfg[C_SLIP]
@@ -185,7 +185,7 @@ def _slipped(price: float, side: float, atr_value: float, cfg: np.ndarray) -> fl
     return price + adj if side > 0 else price - adj
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _signal(x: float, v: float, direction: int, vol_sizing: bool) -> float:
     """Effective target of one symbol: NaN is flat, the direction rule applies, and under
     volatility targeting no volatility estimate yet means flat."""
@@ -198,7 +198,7 @@ def _signal(x: float, v: float, direction: int, vol_sizing: bool) -> float:
     return x
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _stop_check(qj, o, h, lo, stop, take):
     """(reason, price) of a stop-loss / take-profit exit inside a bar, reason -1 if none.
 
@@ -250,7 +250,7 @@ NO_TRADE = Trade(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 NO_ACC = Acc(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
     """Shares whose cost at ``price`` plus fees equals ``|w| * equity`` (toward zero in lots)."""
     budget = abs(w) * equity - cfg[C_MINFEE]
@@ -262,7 +262,7 @@ def _target_shares(w, equity, price, cfg):  # pragma: no cover - numba
     return shares if w > 0 else -shares
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _fill(tr, acc, t, qj, d, price, fee):  # pragma: no cover - numba
     """Book a fill of ``d`` shares at ``price`` into the open trade and the run statistics.
 
@@ -300,7 +300,7 @@ def _fill(tr, acc, t, qj, d, price, fee):  # pragma: no cover - numba
     return tr, acc, closed, pnl
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _levels(tr, cfg):  # pragma: no cover - numba
     """(stop, take) prices of the open trade from its average entry; NaN when disabled."""
     avg = tr.entry_cost / tr.entry_qty
@@ -311,7 +311,7 @@ def _levels(tr, cfg):  # pragma: no cover - numba
     return stop, take
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _log_fill(fills, nf, t, j, d, price, fee, reason):  # pragma: no cover - numba
     if nf < fills.shape[0]:  # beyond capacity: counted, not written; the caller raises
         fills[nf, 0] = t
@@ -323,7 +323,7 @@ def _log_fill(fills, nf, t, j, d, price, fee, reason):  # pragma: no cover - num
     return nf + 1
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _log_trade(trades, nt, j, t, tr, exit_price, pnl, is_open):  # pragma: no cover - numba
     if nt < trades.shape[0]:
         trades[nt, 0] = j
@@ -340,7 +340,7 @@ def _log_trade(trades, nt, j, t, tr, exit_price, pnl, is_open):  # pragma: no co
     return nt + 1
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _log(fills, trades, nf, nt, t, j, d, price, fee, reason, tr, closed, pnl):  # pragma: no cover
     """Record a fill (and the trade it closed); only called when recording."""
     nf = _log_fill(fills, nf, t, j, d, price, fee, reason)
@@ -349,20 +349,20 @@ def _log(fills, trades, nf, nt, t, j, d, price, fee, reason, tr, closed, pnl):  
     return nf, nt
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _log_open(trades, nt, j, t, tr, qj, last_close):  # pragma: no cover - numba
     """A trade still open at the end, marked at the last close (not in the statistics)."""
     gross = tr.gross_pnl + tr.direction * (last_close - tr.entry_cost / tr.entry_qty) * abs(qj)
     return _log_trade(trades, nt, j, t, tr, last_close, gross - tr.fees, 1.0)
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _close_first(w, qj):  # pragma: no cover - numba
     """Whether moving from ``qj`` shares to weight ``w`` starts by closing the position."""
     return qj != 0.0 and (w == 0.0 or (w > 0) != (qj > 0))
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _open_qty(w, qj, px, atr_value, equity, cfg):  # pragma: no cover - numba
     """(shares, price) of the order that takes ``qj`` to weight ``w`` of ``equity`` at ``px``.
 
@@ -378,7 +378,7 @@ def _open_qty(w, qj, px, atr_value, equity, cfg):  # pragma: no cover - numba
     return d, p
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _store_stats(acc, exposed_bars, stats):  # pragma: no cover - numba
     stats[S_NTRADES] = acc.n_trades
     stats[S_NWINS] = acc.n_wins
@@ -396,7 +396,7 @@ def _store_stats(acc, exposed_bars, stats):  # pragma: no cover - numba
  P_END) = range(8)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def simulate_single(
     o: np.ndarray,
     h: np.ndarray,
@@ -556,13 +556,13 @@ def simulate_single(
     return nf, nt
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def _row_trade(book, j):  # pragma: no cover - numba
     r = book[j]
     return Trade(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _book_fill(
     j, t, d, p, reason, cash, q, book, levels, acc, cfg, record, fills, trades, nf, nt
 ):  # pragma: no cover - numba
@@ -580,7 +580,7 @@ def _book_fill(
     return cash, acc, nf, nt
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _fill_weights(
     t, px, w_new, pend_atr, cash, q, book, levels, acc, cfg, record, fills, trades, nf, nt
 ):  # pragma: no cover - numba
@@ -605,7 +605,7 @@ def _fill_weights(
     return cash, acc, nf, nt
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def simulate_portfolio(
     o: np.ndarray,
     h: np.ndarray,

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def sma(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average; NaN until ``window`` values have been seen."""
     n = x.shape[0]
@@ -36,7 +36,7 @@ def sma(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def ema(x: np.ndarray, window: int) -> np.ndarray:
     """Exponential moving average, alpha = 2/(window+1), seeded with the SMA of the first window."""
     n = x.shape[0]
@@ -55,7 +55,7 @@ def ema(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def wma(x: np.ndarray, window: int) -> np.ndarray:
     """Linearly weighted moving average (weights 1..window, newest heaviest)."""
     n = x.shape[0]
@@ -71,7 +71,7 @@ def wma(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def moving_average(x: np.ndarray, window: int, kind: int) -> np.ndarray:
     """``kind`` 0 = SMA, 1 = EMA, 2 = WMA (see ``MA_KINDS``)."""
     if kind == 0:
@@ -84,7 +84,7 @@ def moving_average(x: np.ndarray, window: int, kind: int) -> np.ndarray:
 MA_KINDS = {"sma": 0, "ema": 1, "wma": 2}
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def rsi(close: np.ndarray, window: int) -> np.ndarray:
     """Wilder's RSI (TA-Lib convention): first value at index ``window``."""
     n = close.shape[0]
@@ -112,7 +112,7 @@ def rsi(close: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def prior_max(x: np.ndarray, window: int) -> np.ndarray:
     """Max of the ``window`` values strictly before t (a Donchian channel that excludes bar t)."""
     n = x.shape[0]
@@ -126,7 +126,7 @@ def prior_max(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def prior_min(x: np.ndarray, window: int) -> np.ndarray:
     """Min of the ``window`` values strictly before t."""
     n = x.shape[0]
@@ -140,7 +140,7 @@ def prior_min(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
     """Wilder's average true range (TA-Lib convention): first value at index ``window``."""
     n = close.shape[0]
@@ -159,7 +159,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np
     return out
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def realized_vol(close: np.ndarray, window: int, periods_per_year: float) -> np.ndarray:
     """Annualised sample std (ddof=1) of the last ``window`` log returns ending at t."""
     n = close.shape[0]

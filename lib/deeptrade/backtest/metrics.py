@@ -1,6 +1,7 @@
 """Performance metrics, the deflated Sharpe ratio and the probability of backtest overfitting.
 
-Conventions (all pure functions):
+Conventions (all pure functions; numba code uses numpy's error model, so a division by zero
+gives inf/NaN instead of raising):
 
 - Returns are simple per-bar returns of the equity curve, the first one against the initial
   cash: ``r[0] = equity[0] / initial_cash - 1``.
@@ -77,12 +78,12 @@ class Fold(NamedTuple):
     eq_sum: float
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def fold_start(initial_cash):  # pragma: no cover - numba
     return Fold(0.0, initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, initial_cash, initial_cash, 0.0, 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def fold_bar(f, e):  # pragma: no cover - numba
     """Fold in one bar ending at equity ``e``."""
     x = e / f.prev - 1.0
@@ -98,7 +99,7 @@ def fold_bar(f, e):  # pragma: no cover - numba
                 f.down2 + (x2 if x < 0.0 else 0.0), peak, floor, max_dd, f.eq_sum + e)  # fmt: skip
 
 
-@njit(cache=True, inline="always")
+@njit(error_model="numpy", cache=True, inline="always")
 def fold_flat(f, count):  # pragma: no cover - numba
     """Fold in ``count`` more bars at the previous bar's equity (returns exactly 0).
 
@@ -109,7 +110,7 @@ def fold_flat(f, count):  # pragma: no cover - numba
                 f.eq_sum + count * f.prev)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no cover - numba
     """Fill ``out`` (length ``len(METRICS)``) from a fold and the engine's run stats.
 
@@ -146,7 +147,8 @@ def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no
         out[M_PROFIT_FACTOR] = np.inf if stats[S_GROSS_PROFIT] > 0 else nan
     out[M_AVG_TRADE] = stats[S_SUM_PNL] / ntr if ntr > 0 else nan
     out[M_AVG_TRADE_RET] = stats[S_SUM_TRADE_RET] / ntr if ntr > 0 else nan
-    out[M_TURNOVER] = stats[S_NOTIONAL] / (f.eq_sum / n) / years
+    mean_equity = f.eq_sum / n
+    out[M_TURNOVER] = stats[S_NOTIONAL] / mean_equity / years if mean_equity > 0 else nan
     out[M_EXPOSURE] = stats[S_EXPOSURE_BARS] / n
     out[M_FINAL_EQUITY] = final
     pm2 = m2 / n
@@ -155,7 +157,7 @@ def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no
     out[M_NOBS] = n
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma: no cover
     """Fill ``out`` (length ``len(METRICS)``) from an equity curve and run stats."""
     f = fold_start(initial_cash)

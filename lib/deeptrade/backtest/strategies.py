@@ -33,7 +33,7 @@ Arrays = Mapping[str, np.ndarray]
 K_MA_CROSS, K_RSI, K_DONCHIAN, K_MOMENTUM, K_PRED = range(5)
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def fill_targets(kind: int, feats: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
     """Targets of one parameter combination ``p`` from the feature rows ``feats`` (k, n)."""
     n = out.shape[0]

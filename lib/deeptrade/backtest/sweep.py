@@ -73,7 +73,7 @@ def grid_chunks(grid: pd.DataFrame, n_chunks: int) -> list[pd.DataFrame]:
     return [grid.iloc[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, error_model="numpy", cache=True)
 def _sweep_kernel(
     kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
 ):  # pragma: no cover - numba

@@ -16,6 +16,7 @@ output: the batch path is one call from a fresh state, the live path one call pe
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from deeptrade.features.kernels import (
     run_trend,
     run_wilder,
 )
-from deeptrade.features.spec import family_rows, feature_names
+from deeptrade.features.spec import FAMILIES, family_rows, feature_names
 
 GK_C = 2.0 * math.log(2.0) - 1.0
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -45,7 +46,6 @@ _DOW_ANGLE = 2.0 * np.pi * np.arange(7) / 7.0
 DOW_SIN, DOW_COS = np.sin(_DOW_ANGLE), np.cos(_DOW_ANGLE)
 # Per-bar series kept as history between blocks (inputs and derived ones the windows read).
 SERIES = ("c", "h", "l", "v", "r", "tp", "park", "gk", "pv", "fastk", "slowk", "pos", "neg", "obv")
-I_TP, I_PARK, I_GK, I_PV = (SERIES.index(k) for k in ("tp", "park", "gk", "pv"))
 
 
 @dataclass(frozen=True)
@@ -115,97 +115,122 @@ def max_lookback(config: FeatureConfig) -> int:
     )
 
 
-def advance(block: Block, state: dict, plan: Plan, out: np.ndarray) -> None:
-    """Compute features for `block` into out (n_features, n), advancing `state`."""
-    cfg, params, rows = plan.config, plan.params, plan.rows
+def advance(
+    block: Block, state: dict, plan: Plan, out: np.ndarray, families: Collection[str] = FAMILIES
+) -> None:
+    """Compute features for `block` into out (n_features, n), advancing `state`.
+
+    `families` (default: all) restricts the work to those feature families (see spec); the
+    other rows of `out` are left untouched and the state is then good for nothing more, so
+    a subset is for one-shot use (benchmarks), never for a live calculator.
+    """
+    cfg, rows = plan.config, plan.rows
     n = block.close.shape[0]
     hist = state["hist"]
     s = hist.shape[1]  # bars of history before the block
-    t0 = state["t"]
     ext = np.empty((len(SERIES), s + n))
     ext[:, :s] = hist
-    c, h, lo, v, r, tp, park, gk, pv = (ext[SERIES.index(k)] for k in SERIES[:9])
-    c[s:], h[s:], lo[s:], v[s:] = block.close, block.high, block.low, block.volume
-    cb = c[s:]
-
-    # 1. elementwise: returns and range terms (numpy log), typical price, VWAP weights
+    x = dict(zip(SERIES, ext, strict=True))
+    x["c"][s:], x["h"][s:], x["l"][s:], x["v"][s:] = (
+        block.close,
+        block.high,
+        block.low,
+        block.volume,
+    )
+    cb = x["c"][s:]
     prev_c = np.empty(n)
-    win.lagged(c, 1, s, prev_c)
-    np.log(cb / prev_c, out=r[s:])
-    lhl = np.log(block.high / block.low)
-    lco = np.log(cb / block.open)
-    _bar_terms(block.high, block.low, cb, block.volume, block.bar_price, lhl, lco, s, ext)
+    win.lagged(x["c"], 1, s, prev_c)
+    if "returns" in families or "bar" in families:
+        np.log(cb / prev_c, out=x["r"][s:])
+    _price_terms(block.high, block.low, cb, block.volume, block.bar_price, x["tp"][s:], x["pv"][s:])
 
-    # 2. returns family
-    o = out[rows["returns"]]
+    if "returns" in families:
+        lhl = np.log(block.high / block.low)
+        lco = np.log(cb / block.open)
+        _range_terms(lhl, lco, x["park"][s:], x["gk"][s:])
+        _returns(x, s, state, plan, out[rows["returns"]])
+    if "close" in families:
+        _close(x, s, state, plan, out[rows["close"]])
+    if "range" in families:
+        _range(x, s, state, plan, out[rows["range"]])
+    if "volume" in families:
+        _volume(x, s, state, plan, out[rows["volume"]])
+    if "bar" in families:
+        o = out[rows["bar"]]
+        o[0] = (block.high - block.low) / cb
+        o[1] = block.open / prev_c - 1.0
+        prev_b = np.concatenate(([state["prev_bench"]], block.bench[:-1]))
+        o[2] = x["r"][s:] - np.log(block.bench / prev_b)
+    if "time" in families:
+        time_features(block.ts_ns, cfg.session_tz, out[rows["time"]])
+
+    state["hist"] = ext[:, s + n - min(plan.history, s + n) :].copy()
+    state["t"] += n
+    state["prev_bench"] = block.bench[-1]
+
+
+def _returns(x: dict, s: int, state: dict, plan: Plan, o: np.ndarray) -> None:
+    cfg, c, r = plan.config, x["c"], x["r"]
     row = 0
     for k in cfg.return_horizons:
         if k == 1:
             o[row] = r[s:]
         else:
             win.lagged(c, k, s, o[row])
-            o[row] = np.log(cb / o[row])
+            o[row] = np.log(c[s:] / o[row])
         row += 1
-    scratch = np.empty(n)
-    var_state = state["var"]
+    scratch = np.empty(c.shape[0] - s)
     for j, w in enumerate(cfg.rvol_windows):
-        run_rolling_std(r, s, t0, 1, w, var_state[j], o[row], scratch)
+        run_rolling_std(r, s, state["t"], 1, w, state["var"][j], o[row], scratch)
         row += 1
-    win.range_vol(park, gk, cfg.range_vol_window, s, o[row], o[row + 1])
+    win.range_vol(x["park"], x["gk"], cfg.range_vol_window, s, o[row], o[row + 1])
     win.window_skew_kurt(r, cfg.moments_window, s, o[row + 2], o[row + 3])
 
-    # close family
-    o = out[rows["close"]]
-    fastk, slowk, pos, neg, obv = (ext[SERIES.index(k)] for k in SERIES[9:])
-    run_trend(c, s, t0, state["trend"], params, o)
+
+def _close(x: dict, s: int, state: dict, plan: Plan, o: np.ndarray) -> None:
+    cfg, c = plan.config, x["c"]
+    run_trend(c, s, state["t"], state["trend"], plan.params, o)
     n_ma = len(cfg.ma_windows)
     row_roc = 2 * n_ma + 6
     win.lagged(c, cfg.roc_period, s, o[row_roc])
     for j, k in enumerate(cfg.momentum_periods):
         win.lagged(c, k, s, o[row_roc + 1 + j])
-    _finish_close(cb, n_ma, o)
+    _finish_close(c[s:], n_ma, o)
 
-    # range family
-    o = out[rows["range"]]
+
+def _range(x: dict, s: int, state: dict, plan: Plan, o: np.ndarray) -> None:
+    cfg, c, h, lo, fastk = plan.config, x["c"], x["h"], x["l"], x["fastk"]
     win.stochastic_fast_k(h, lo, c, cfg.stoch_fastk, s, fastk[s:])
-    run_wilder(h, lo, c, fastk, slowk, s, t0, state["wilder"], params, o)
-    o[0] /= cb  # ATR / close
+    run_wilder(h, lo, c, fastk, x["slowk"], s, state["t"], state["wilder"], plan.params, o)
+    o[0] /= c[s:]  # ATR / close
     win.williams_r(h, lo, c, cfg.willr_period, s, o[6])
 
-    # volume family
-    o = out[rows["volume"]]
+
+def _volume(x: dict, s: int, state: dict, plan: Plan, o: np.ndarray) -> None:
+    cfg, c, v, tp, t0 = plan.config, x["c"], x["v"], x["tp"], state["t"]
     win.window_cci(tp, cfg.cci_period, s, o[0])
-    run_flow(tp, v, c, pos, neg, obv, s, t0, state["flow"], params, o[1:2])
+    run_flow(tp, v, c, x["pos"], x["neg"], x["obv"], s, t0, state["flow"], plan.params, o[1:2])
     k = len(cfg.rvol_windows)
-    run_rolling_std(obv, s, t0, 0, cfg.obv_z_window, var_state[k], scratch, o[2])
-    run_rolling_std(v, s, t0, 0, cfg.volume_z_window, var_state[k + 1], scratch, o[3])
-    win.vwap_deviation(pv, v, c, cfg.vwap_window, s, o[4])
-
-    # 3. bar features and time
-    o = out[rows["bar"]]
-    o[0] = (block.high - block.low) / cb
-    o[1] = block.open / prev_c - 1.0
-    prev_b = np.concatenate(([state["prev_bench"]], block.bench[:-1]))
-    o[2] = r[s:] - np.log(block.bench / prev_b)
-    time_features(block.ts_ns, cfg.session_tz, out[rows["time"]])
-
-    state["hist"] = ext[:, s + n - min(plan.history, s + n) :].copy()
-    state["t"] = t0 + n
-    state["prev_bench"] = block.bench[-1]
+    scratch = np.empty(c.shape[0] - s)
+    run_rolling_std(x["obv"], s, t0, 0, cfg.obv_z_window, state["var"][k], scratch, o[2])
+    run_rolling_std(v, s, t0, 0, cfg.volume_z_window, state["var"][k + 1], scratch, o[3])
+    win.vwap_deviation(x["pv"], v, c, cfg.vwap_window, s, o[4])
 
 
 @njit(cache=True, error_model="numpy")
-def _bar_terms(hi, lo, cl, vol, bar_price, lhl, lco, s, ext) -> None:
-    """Per-bar series the windows read: Parkinson and Garman-Klass terms, typical price,
-    VWAP weight (bar price = vwap if known, else typical price) times volume."""
+def _price_terms(hi, lo, cl, vol, bar_price, tp, pv) -> None:
+    """Typical price, and the VWAP weight: bar price (vwap if known, else typical) x volume."""
     for i in range(cl.shape[0]):
-        x = s + i
-        tp = (hi[i] + lo[i] + cl[i]) / 3
-        ext[I_TP, x] = tp
-        ext[I_PARK, x] = lhl[i] * lhl[i]
-        ext[I_GK, x] = 0.5 * (lhl[i] * lhl[i]) - GK_C * (lco[i] * lco[i])
-        price = tp if math.isnan(bar_price[i]) else bar_price[i]
-        ext[I_PV, x] = price * vol[i]
+        tp[i] = (hi[i] + lo[i] + cl[i]) / 3
+        pv[i] = (tp[i] if math.isnan(bar_price[i]) else bar_price[i]) * vol[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _range_terms(lhl, lco, park, gk) -> None:
+    """Per-bar Parkinson (log(H/L)^2) and Garman-Klass terms."""
+    for i in range(lhl.shape[0]):
+        park[i] = lhl[i] * lhl[i]
+        gk[i] = 0.5 * (lhl[i] * lhl[i]) - GK_C * (lco[i] * lco[i])
 
 
 @njit(cache=True, error_model="numpy")

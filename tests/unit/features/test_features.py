@@ -168,7 +168,9 @@ def test_time_features_and_session_tz() -> None:
     np.testing.assert_allclose(utc[["tod_sin", "tod_cos"]].iloc[0], [np.sin(day), np.cos(day)])
     np.testing.assert_allclose(utc[["dow_sin", "dow_cos"]].iloc[0], [0.0, 1.0], atol=1e-15)
     sunday = 2 * np.pi * 6 / 7
-    np.testing.assert_allclose(utc[["dow_sin", "dow_cos"]].iloc[1], [np.sin(sunday), np.cos(sunday)])
+    np.testing.assert_allclose(
+        utc[["dow_sin", "dow_cos"]].iloc[1], [np.sin(sunday), np.cos(sunday)]
+    )
     ny = compute_features(bars, config=FeatureConfig(session_tz="America/New_York"))
     day = 2 * np.pi * (9.5 / 24)
     np.testing.assert_allclose(ny[["tod_sin", "tod_cos"]].iloc[0], [np.sin(day), np.cos(day)])

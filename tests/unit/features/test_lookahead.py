@@ -44,8 +44,8 @@ def test_future_bars_do_not_change_past_features(
         bench_changed = bench_values.copy()
         bench_changed[t + 1 :] *= np.exp(rng.normal(0.0, 0.05, len(bars) - t - 1))
         other = compute_features(changed, benchmark_close=bench_changed)
-        past_a = base.loc[: t, names].to_numpy()
-        past_b = other.loc[: t, names].to_numpy()
+        past_a = base.loc[:t, names].to_numpy()
+        past_b = other.loc[:t, names].to_numpy()
         np.testing.assert_array_equal(past_a, past_b, err_msg=f"{series}: t={t}")
         assert (base["warmup"] == other["warmup"]).all()
         # The perturbation is real: the future did change.

@@ -20,7 +20,7 @@ def talib_features(bars: pd.DataFrame, cfg: FeatureConfig) -> dict[str, tuple[np
     The scale floors the relative error for values that cross zero (a ratio such as
     close / SMA - 1 is a difference of numbers near 1; 0..100 oscillators near 0).
     """
-    o, h, lo, c, v = (bars[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    h, lo, c, v = (bars[k].to_numpy() for k in ("high", "low", "close", "volume"))
     ref: dict[str, tuple[np.ndarray, float]] = {}
     for w in cfg.ma_windows:
         ref[f"sma_ratio_{w}"] = (c / talib.SMA(c, w) - 1.0, 1e-3)
