@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-fast lint demo slurm-up slurm-down bench clean
+.PHONY: venv test test-fast lint demo slurm-up slurm-down bench image clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/deeptrade pipeline experiment=demo
+
+# Apptainer images: IMAGE=v100 (x86_64) or IMAGE=gh200 (aarch64; on x86_64 it prints the
+# sbatch line that builds it on an ARM node). Needs apptainer on the build host.
+IMAGE ?= v100
+image:
+	bash containers/build.sh $(IMAGE)
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

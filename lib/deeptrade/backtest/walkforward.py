@@ -196,7 +196,8 @@ def walk_forward(
             )
     if windows[-1].test_end > len(bars):
         raise ValueError("walk_forward: windows run past the end of bars; rebuild them for these bars")
-    param_names = list(strat.full_grid(grid))
+    strat.full_grid(grid)  # unknown parameter names fail here, before any work
+    param_names = list(grid.columns)
     cash = cfg.initial_cash
     rows, curves, trade_parts, tables = [], [], [], []
     stats = np.zeros(S_LEN)

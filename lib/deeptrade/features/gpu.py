@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,22 @@ def _cuda_kernels() -> dict[str, Any]:
     """The recursive kernels compiled for CUDA from the CPU kernels' Python source."""
     from numba import cuda
 
-    trend = cuda.jit(device=True)(kernels.run_trend.py_func)
-    wilder = cuda.jit(device=True)(kernels.run_wilder.py_func)
-    flow = cuda.jit(device=True)(kernels.run_flow.py_func)
-    rolling_std = cuda.jit(device=True)(kernels.run_rolling_std.py_func)
+    # The kernels' helpers are CPU dispatchers: recompile them as device functions and
+    # rebind the names in the globals the kernels' Python code sees.
+    helpers = {name: cuda.jit(device=True)(getattr(kernels, name).py_func)
+               for name in ("_is_flat", "_shifted_sums", "_rolling_var")}  # fmt: skip
+    namespace = {**vars(kernels), **helpers}
+    for name in ("_shifted_sums", "_rolling_var"):  # _rolling_var calls _shifted_sums
+        helpers[name] = cuda.jit(device=True)(_rebind(getattr(kernels, name).py_func, namespace))
+        namespace[name] = helpers[name]
+
+    def device(fn: Any) -> Any:
+        return cuda.jit(device=True)(_rebind(fn.py_func, namespace))
+
+    trend = device(kernels.run_trend)
+    wilder = device(kernels.run_wilder)
+    flow = device(kernels.run_flow)
+    rolling_std = device(kernels.run_rolling_std)
 
     @cuda.jit
     def trend_k(cl, ints, sc, ma, p, ret_h, rv_w, ma_w, mom_w, fp, k_ema, out):
@@ -63,6 +76,11 @@ def _cuda_kernels() -> dict[str, Any]:
             rolling_std(x, 0, 0, first, w, state, std, z)
 
     return {"trend": trend_k, "wilder": wilder_k, "flow": flow_k, "std": std_k}
+
+
+def _rebind(fn: Any, namespace: dict[str, Any]) -> Any:
+    """`fn` with its global names resolved in `namespace` instead of its module."""
+    return types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
 def _windows(cp: Any, x: Any, w: int) -> Any:

@@ -11,7 +11,7 @@ the block being computed, positions [s, len). It advances its small state (runni
 recursion values) bar by bar and writes its outputs at position p - s. The batch path runs
 a whole series as one block from a fresh state; the live path runs the same compiled code on
 one-bar blocks with the state it kept, so live output equals batch output bit for bit.
-Helpers are `register_jitable` so the GPU backend can compile the same code for CUDA.
+The GPU backend compiles the same Python source for CUDA (see gpu.py).
 
 TA-Lib parity: each kernel follows TA-Lib 0.8's arithmetic step by step (same seeding,
 running-sum order, flat-window guards, shifted-sum variance), so most values agree bit for
@@ -24,7 +24,6 @@ import math
 
 import numpy as np
 from numba import njit
-from numba.extending import register_jitable
 
 from deeptrade.features.config import FeatureConfig
 
@@ -90,13 +89,13 @@ def new_kernel_states(config: FeatureConfig) -> dict[str, tuple[np.ndarray, ...]
     }
 
 
-@register_jitable
+@njit(cache=True, error_model="numpy", inline="always")
 def _is_flat(diff: float, scale: float) -> bool:
     # TA-Lib 0.8's TA_IS_ZERO_SCALED: a range within ~90 ulp of the prices is no range at all.
     return abs(diff) <= TA_EPSILON * scale
 
 
-@register_jitable
+@njit(cache=True, error_model="numpy", inline="always")
 def _shifted_sums(x: np.ndarray, p: int, w: int, shift: float):
     p1 = 0.0
     p2 = 0.0
@@ -107,7 +106,7 @@ def _shifted_sums(x: np.ndarray, p: int, w: int, shift: float):
     return p1, p2
 
 
-@register_jitable
+@njit(cache=True, error_model="numpy", inline="always")
 def _rolling_var(x: np.ndarray, p: int, t: int, w: int, v: tuple, reseed: int):
     """One bar of TA-Lib 0.8's VAR (var.c #118/#243/#434), bit for bit.
 
