@@ -168,6 +168,8 @@ class LiveSection:
     risk: RiskConfig = field(default_factory=RiskConfig)
     timeframe: str = "1Day"
     """Alpaca bar timeframe the release trades on (1Min, 5Min, 1Hour, 1Day)."""
+    warmup_days: float = 400.0
+    """History fetched at start to warm the streaming features up (>= their longest window)."""
     order_type: str = "market"
     fill_timeout_s: float = 30.0
     poll_interval_s: float = 1.0

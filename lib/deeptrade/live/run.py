@@ -73,6 +73,7 @@ def build_engine(cfg: DeeptradeConfig, store: ArtifactStore) -> Any:
         timeframe=live.timeframe, journal_path=str(jdir / "journal.sqlite"),
         kill_switch_path=live.kill_switch or str(jdir / "KILL"), order_type=live.order_type,
         fill_timeout_s=live.fill_timeout_s, poll_interval_s=live.poll_interval_s,
+        warmup_lookback_s=live.warmup_days * 86400.0,
     )
     policy = PredictionPolicy(mode="threshold", threshold=strategy["params"].get("threshold", 0.0),
                               center=strategy["params"].get("center", 0.0),
