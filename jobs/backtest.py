@@ -1,8 +1,8 @@
 """Backtest job: walk-forward optimisation and out-of-sample stitching, sweeps and a report.
 
-    deeptrade run backtest strategy=ma_cross symbol=SPX
-    deeptrade submit backtest -m backtest.chunk=range(0,8) backtest.chunks=8 cluster=devslurm
-    deeptrade run backtest backtest.chunks=8 backtest.merge=true      # one table
+deeptrade run backtest strategy=ma_cross symbol=SPX
+deeptrade submit backtest -m backtest.chunk=range(0,8) backtest.chunks=8 cluster=devslurm
+deeptrade run backtest backtest.chunks=8 backtest.merge=true      # one table
 """
 
 from __future__ import annotations

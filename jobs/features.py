@@ -1,8 +1,8 @@
 """Features job: bars artifact -> 35+ point-in-time features and the forward-return label.
 
-    python -m jobs.features features.benchmark=SPX
-    deeptrade run features features.backend=gpu      # cuDF on GPU nodes, same numbers
-    deeptrade submit features -m features.shard=range(0,8) features.shards=8 cluster=devslurm
+python -m jobs.features features.benchmark=SPX
+deeptrade run features features.backend=gpu      # cuDF on GPU nodes, same numbers
+deeptrade submit features -m features.shard=range(0,8) features.shards=8 cluster=devslurm
 """
 
 from __future__ import annotations

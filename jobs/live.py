@@ -1,9 +1,9 @@
 """Live job: trade a published release on Alpaca (paper by default), restart-safe.
 
-    deeptrade run live live.release=aapl-v1                      # paper
-    deeptrade run live live.broker.mode=dry_run                   # log intended orders only
-    DEEPTRADE_LIVE_CONFIRM=I_UNDERSTAND deeptrade run live live.broker.mode=live
-    deeptrade submit live cluster=live                            # long-running, never preempted
+deeptrade run live live.release=aapl-v1                      # paper
+deeptrade run live live.broker.mode=dry_run                   # log intended orders only
+DEEPTRADE_LIVE_CONFIRM=I_UNDERSTAND deeptrade run live live.broker.mode=live
+deeptrade submit live cluster=live                            # long-running, never preempted
 """
 
 from __future__ import annotations

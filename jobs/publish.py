@@ -1,6 +1,6 @@
 """Publish job: a model-driven backtest that passes the gates -> releases/<name>/ for live.
 
-    deeptrade run publish strategy=model symbol=AAPL release.name=aapl-v1
+deeptrade run publish strategy=model symbol=AAPL release.name=aapl-v1
 """
 
 from __future__ import annotations

@@ -44,9 +44,17 @@ def test_ingest_then_features_write_artifacts_and_skip_when_unchanged(store_root
     feats.verify()
 
 
-PIPELINE = [*SMOKE, "symbol=AAPL", "strategy=model", "backtest.train_bars=60",
-            "backtest.test_bars=30", "release.name=smoke", "release.min_oos_sharpe=-10",
-            "release.max_drawdown=1", "release.min_trades=0"]
+PIPELINE = [
+    *SMOKE,
+    "symbol=AAPL",
+    "strategy=model",
+    "backtest.train_bars=60",
+    "backtest.test_bars=30",
+    "release.name=smoke",
+    "release.min_oos_sharpe=-10",
+    "release.max_drawdown=1",
+    "release.min_trades=0",
+]
 
 
 def test_pipeline_runs_every_stage_and_a_rerun_submits_nothing(store_root: Path) -> None:

@@ -140,8 +140,16 @@ def test_features_as_an_array_over_partitions(slurm_cluster: None, store_root: P
     data = ["experiment=smoke", "data.symbols=[AAPL,MSFT,IBM,SPX,NDX]"]
     run_job("ingest", data)
     out = _deeptrade(
-        "submit", "features", "-m", *data, "cluster=devslurm",
-        "features.shard=range(0,3)", "features.shards=3", "--wait", root=store_root, timeout=300,
+        "submit",
+        "features",
+        "-m",
+        *data,
+        "cluster=devslurm",
+        "features.shard=range(0,3)",
+        "features.shards=3",
+        "--wait",
+        root=store_root,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     art = ArtifactStore(store_root).require("features", "sample-default")
@@ -150,9 +158,9 @@ def test_features_as_an_array_over_partitions(slurm_cluster: None, store_root: P
     # The same artifact, computed in one process, has the same content hash.
     local = run_job("features", [*data, "run.force=true"])
     assert local["skipped"] is False
-    assert ArtifactStore(store_root).require("features", "sample-default").manifest.content_hash == (
-        art.manifest.content_hash
-    )
+    assert ArtifactStore(store_root).require(
+        "features", "sample-default"
+    ).manifest.content_hash == (art.manifest.content_hash)
 
 
 def test_10000_combination_backtest_sweep_as_an_array_merges_into_one_table(
@@ -164,14 +172,26 @@ def test_10000_combination_backtest_sweep_as_an_array_merges_into_one_table(
         "strategy.grid.slow=[" + ",".join(str(s) for s in range(101, 201)) + "]",
     ]
     common = [*SMOKE, "symbol=SPX", "backtest.name=big", "backtest.chunks=4", *grid]
-    out = _deeptrade("submit", "backtest", "-m", *common, "cluster=devslurm",
-                     "backtest.chunk=range(0,4)", "--wait", root=store_root, timeout=600)
+    out = _deeptrade(
+        "submit",
+        "backtest",
+        "-m",
+        *common,
+        "cluster=devslurm",
+        "backtest.chunk=range(0,4)",
+        "--wait",
+        root=store_root,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     merged = run_job("backtest", [*common, "backtest.merge=true"])
     assert merged["rows"] == 10_000
     import pandas as pd
 
     table = pd.read_parquet(
-        ArtifactStore(store_root).require("backtests", "sample-ma_cross-big/merged").path / "table.parquet"
+        ArtifactStore(store_root).require("backtests", "sample-ma_cross-big/merged").path
+        / "table.parquet"
     )
-    assert table["combo"].nunique() == 10_000 and {"sharpe", "dsr", "fast", "slow"} <= set(table.columns)
+    assert table["combo"].nunique() == 10_000 and {"sharpe", "dsr", "fast", "slow"} <= set(
+        table.columns
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deeptrade.backtest.engine import BacktestConfig
 from deeptrade.config.models import (
     CNNConfig,
     EnsembleConfig,
@@ -17,14 +18,13 @@ from deeptrade.config.models import (
     TransformerConfig,
     XGBConfig,
 )
-from deeptrade.backtest.engine import BacktestConfig
 from deeptrade.config.schema import JobConfig
-from deeptrade.live.broker import BrokerConfig
-from deeptrade.live.risk import RiskConfig
 from deeptrade.config.trainer import TrainerConfig
 from deeptrade.data.sources import AlpacaBarsConfig
 from deeptrade.data.validate import ValidationConfig
 from deeptrade.features.config import FeatureConfig
+from deeptrade.live.broker import BrokerConfig
+from deeptrade.live.risk import RiskConfig
 
 
 @dataclass(kw_only=True)

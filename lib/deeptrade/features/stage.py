@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +149,12 @@ def run_features(
     # With several shards, the last one to finish commits (one commit, guarded by a lock file).
     done = [p for p in parts if (partition_dir(staging, *p) / PART_FILE).is_file()]
     if len(done) < len(parts):
-        return {"artifact": f"features/{name}", "status": "partial", "done": len(done),
-                "partitions": len(parts)}
+        return {
+            "artifact": f"features/{name}",
+            "status": "partial",
+            "done": len(done),
+            "partitions": len(parts),
+        }
     try:
         os.close(os.open(staging / ".commit.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:

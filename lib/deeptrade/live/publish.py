@@ -21,11 +21,17 @@ def gate_failures(oos: dict[str, float], cfg: DeeptradeConfig) -> list[str]:
     rel = cfg.release
     fails = []
     if not oos.get("sharpe", float("-inf")) >= rel.min_oos_sharpe:
-        fails.append(f"out-of-sample Sharpe {oos.get('sharpe')} < release.min_oos_sharpe={rel.min_oos_sharpe}")
+        fails.append(
+            f"out-of-sample Sharpe {oos.get('sharpe')} < release.min_oos_sharpe={rel.min_oos_sharpe}"
+        )
     if not oos.get("max_drawdown", float("inf")) <= rel.max_drawdown:
-        fails.append(f"out-of-sample max drawdown {oos.get('max_drawdown')} > release.max_drawdown={rel.max_drawdown}")
+        fails.append(
+            f"out-of-sample max drawdown {oos.get('max_drawdown')} > release.max_drawdown={rel.max_drawdown}"
+        )
     if not oos.get("n_trades", 0) >= rel.min_trades:
-        fails.append(f"{oos.get('n_trades')} out-of-sample trades < release.min_trades={rel.min_trades}")
+        fails.append(
+            f"{oos.get('n_trades')} out-of-sample trades < release.min_trades={rel.min_trades}"
+        )
     return fails
 
 
@@ -48,26 +54,47 @@ def publish(cfg: DeeptradeConfig, store: ArtifactStore) -> dict[str, Any]:
     fails = gate_failures(oos, cfg)
     if fails:
         raise ValueError(
-            f"refusing to publish {backtest.ref}: " + "; ".join(fails)
+            f"refusing to publish {backtest.ref}: "
+            + "; ".join(fails)
             + ". Improve the model, or change the release.* gates deliberately."
         )
     windows = pd.read_parquet(backtest.path / "windows.parquet")
     last = windows[windows["symbol"] == cfg.symbol].iloc[-1]
-    params = {c.removeprefix("param_"): float(last[c]) for c in windows.columns if c.startswith("param_")}
-    strategy = {"name": cfg.strategy.name, "params": params, "mode": "threshold",
-                "long_only": cfg.backtest.costs.direction == "long_only"}
+    params = {
+        c.removeprefix("param_"): float(last[c]) for c in windows.columns if c.startswith("param_")
+    }
+    strategy = {
+        "name": cfg.strategy.name,
+        "params": params,
+        "mode": "threshold",
+        "long_only": cfg.backtest.costs.direction == "long_only",
+    }
     spec_hash = feats.manifest.meta["feature_spec_hash"]
     inputs = {a.ref: a.manifest.content_hash for a in (backtest, model, feats)}
     key = store.stage_key({"release": to_container(cfg.release), "strategy": strategy}, inputs)
-    meta = {FEATURE_SPEC_HASH_KEY: spec_hash, "symbols": [cfg.symbol], "timeframe": cfg.timeframe,
-            "strategy": strategy, "oos": oos, "backtest": backtest.ref, "model": model.ref}
-    with store.write("releases", cfg.release.name, key=key, config=to_container(cfg),
-                     inputs=inputs, meta=meta) as tmp:
+    meta = {
+        FEATURE_SPEC_HASH_KEY: spec_hash,
+        "symbols": [cfg.symbol],
+        "timeframe": cfg.timeframe,
+        "strategy": strategy,
+        "oos": oos,
+        "backtest": backtest.ref,
+        "model": model.ref,
+    }
+    with store.write(
+        "releases", cfg.release.name, key=key, config=to_container(cfg), inputs=inputs, meta=meta
+    ) as tmp:
         shutil.copytree(model.path / "bundle", tmp / "model")
         _dump(tmp / "feature_spec.json", {**feats.manifest.meta["feature_spec"], "hash": spec_hash})
         _dump(tmp / "strategy.json", strategy)
-        _dump(tmp / "backtest.json", {"artifact": backtest.ref, "oos": oos,
-                                      "pbo": backtest.manifest.meta["summary"].get("pbo", {})})
+        _dump(
+            tmp / "backtest.json",
+            {
+                "artifact": backtest.ref,
+                "oos": oos,
+                "pbo": backtest.manifest.meta["summary"].get("pbo", {}),
+            },
+        )
     return {"artifact": f"releases/{cfg.release.name}", "oos": oos, "strategy": strategy}
 
 
@@ -79,9 +106,13 @@ def up_to_date(cfg: DeeptradeConfig, store: ArtifactStore) -> bool:
     rel = store.get("releases", cfg.release.name)
     if rel is None or not cfg.symbol:
         return False
-    current = [store.get("backtests", cfg.release.backtest.removeprefix("backtests/") or artifact_name(cfg)),
-               store.get("models", model_name(cfg, [cfg.symbol])),
-               store.get("features", features_name(cfg))]
+    current = [
+        store.get(
+            "backtests", cfg.release.backtest.removeprefix("backtests/") or artifact_name(cfg)
+        ),
+        store.get("models", model_name(cfg, [cfg.symbol])),
+        store.get("features", features_name(cfg)),
+    ]
     if any(a is None for a in current):
         return False
     return rel.manifest.inputs == {a.ref: a.manifest.content_hash for a in current if a} and (

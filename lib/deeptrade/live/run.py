@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deeptrade.config.jobs import DeeptradeConfig
 from deeptrade.io.artifacts import ArtifactStore
@@ -30,8 +30,16 @@ class StreamingFeatureState:
         state = self._states.get(bar.symbol)
         if state is None:
             state = self._states[bar.symbol] = StreamingFeatures(self.params)
-        return state.update({"timestamp": bar.timestamp, "open": bar.open, "high": bar.high,
-                             "low": bar.low, "close": bar.close, "volume": bar.volume})
+        return state.update(
+            {
+                "timestamp": bar.timestamp,
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+            }
+        )
 
 
 def journal_dir(store: ArtifactStore, release: str) -> Path:
@@ -56,32 +64,51 @@ def build_engine(cfg: DeeptradeConfig, store: ArtifactStore) -> Any:
     from deeptrade.train.bundle import load_bundle
 
     live = cfg.live
-    art = store.require("releases", live.release, hint="Publish one first: deeptrade run publish ...")
+    art = store.require(
+        "releases", live.release, hint="Publish one first: deeptrade run publish ..."
+    )
     spec = json.loads((art.path / "feature_spec.json").read_text())
-    manifest = check_release(art.path, expected_feature_spec_hash=spec["hash"],
-                             max_age=dt.timedelta(days=live.max_release_age_days))
+    manifest = check_release(
+        art.path,
+        expected_feature_spec_hash=spec["hash"],
+        max_age=dt.timedelta(days=live.max_release_age_days),
+    )
     strategy = manifest.meta["strategy"]
     # The features the model was trained with, rebuilt from the release's own config.
-    features_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FeaturesConfig),
-                                                       manifest.config["features"]))
+    features_cfg: Any = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(FeaturesConfig), manifest.config["features"])
+    )
     keys = AlpacaKeys.from_file(live.keys_file) if live.keys_file else AlpacaKeys.from_env()
     broker = Broker(make_clients(live.broker, keys), live.broker)
     jdir = journal_dir(store, live.release)
     jdir.mkdir(parents=True, exist_ok=True)
     engine_cfg = EngineConfig(
-        release_id=release_id(manifest), symbols=list(manifest.meta["symbols"]),
-        timeframe=live.timeframe, journal_path=str(jdir / "journal.sqlite"),
-        kill_switch_path=live.kill_switch or str(jdir / "KILL"), order_type=live.order_type,
-        fill_timeout_s=live.fill_timeout_s, poll_interval_s=live.poll_interval_s,
+        release_id=release_id(manifest),
+        symbols=list(manifest.meta["symbols"]),
+        timeframe=live.timeframe,
+        journal_path=str(jdir / "journal.sqlite"),
+        kill_switch_path=live.kill_switch or str(jdir / "KILL"),
+        order_type=live.order_type,
+        fill_timeout_s=live.fill_timeout_s,
+        poll_interval_s=live.poll_interval_s,
         warmup_lookback_s=live.warmup_days * 86400.0,
     )
-    policy = PredictionPolicy(mode="threshold", threshold=strategy["params"].get("threshold", 0.0),
-                              center=strategy["params"].get("center", 0.0),
-                              long_only=strategy["long_only"], notional_per_unit=live.notional_per_unit)
-    return LiveEngine(cfg=engine_cfg, risk=live.risk, broker=broker,
-                      journal=Journal(engine_cfg.journal_path),
-                      features=StreamingFeatureState(features_cfg.params),
-                      predictor=load_bundle(art.path / "model"), policy=policy)
+    policy = PredictionPolicy(
+        mode="threshold",
+        threshold=strategy["params"].get("threshold", 0.0),
+        center=strategy["params"].get("center", 0.0),
+        long_only=strategy["long_only"],
+        notional_per_unit=live.notional_per_unit,
+    )
+    return LiveEngine(
+        cfg=engine_cfg,
+        risk=live.risk,
+        broker=broker,
+        journal=Journal(engine_cfg.journal_path),
+        features=StreamingFeatureState(features_cfg.params),
+        predictor=cast(Any, load_bundle(art.path / "model")),
+        policy=policy,
+    )
 
 
 def run_live(cfg: DeeptradeConfig, store: ArtifactStore) -> dict[str, Any]:
@@ -99,8 +126,13 @@ def live_status(store: ArtifactStore, release: str) -> dict[str, Any]:
         raise ValueError(f"No journal for release '{release}' at {path}: has the live job run?")
     j = Journal(str(path))
     try:
-        return {"release": release, "journal": str(path), "cycles": j.cycles()[-5:],
-                "fills": j.fills()[-10:], "rejections": j.rejections()[-10:],
-                "intents": j.intents()[-10:]}
+        return {
+            "release": release,
+            "journal": str(path),
+            "cycles": j.cycles()[-5:],
+            "fills": j.fills()[-10:],
+            "rejections": j.rejections()[-10:],
+            "intents": j.intents()[-10:],
+        }
     finally:
         j.close()
