@@ -18,10 +18,11 @@ SMA(slow), flat otherwise; decided at the close, filled at the next open; all-in
 JIT compilation is excluded for both: each library first runs a small grid to compile, then the
 timed run repeats (vectorbt ``--repeats`` times, deeptrade five times as often since its runs are
 short) and the best time counts. Rates use process CPU time (the machine may be shared; CPU time
-does not count the time the process waited for a core); wall-clock rates are printed as well. Both run in this process, one
-after the other, on one thread (NUMBA_NUM_THREADS=1 is forced before numba loads). One JSON line
-per measurement; the last line is the ratio. ``--vbt-combos`` times vectorbt on the first N
-combinations only (rates are compared per combination) when the full grid is too big.
+leaves out the time the process waited for a core); wall-clock rates are printed as well. Both
+run in this process, one after the other, on one thread (NUMBA_NUM_THREADS=1 and the BLAS thread
+counts are forced before numba and numpy load). One JSON line per measurement; the last line is
+the ratio. ``--vbt-combos`` times vectorbt on the first N combinations only (rates are compared
+per combination) when the full grid is too big.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import json
 import os
 import time
 
-os.environ["NUMBA_NUM_THREADS"] = "1"  # one core for both libraries; must precede numba's import
+# One core for both libraries; must precede numba's and numpy's imports.
+os.environ.update(
+    {
+        k: "1"
+        for k in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+)
 
 import numpy as np
 import pandas as pd

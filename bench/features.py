@@ -83,7 +83,7 @@ def talib_set(bars: pd.DataFrame, cfg: FeatureConfig) -> None:
 
 def deeptrade_talib_set(bars: pd.DataFrame, plan: Plan) -> None:
     block = to_block(bars, None)
-    out = np.empty((plan.n_features, len(bars)))
+    out = plan.alloc(len(bars), TALIB_FAMILIES)
     advance(block, plan.fresh_state(), plan, out, families=TALIB_FAMILIES)
 
 

@@ -81,6 +81,49 @@ def moving_average(x: np.ndarray, window: int, kind: int) -> np.ndarray:
     return wma(x, window)
 
 
+@njit(error_model="numpy", cache=True)
+def _smas(x: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """``sma`` for many windows in one pass over ``x``, bit-for-bit equal to ``sma``.
+
+    The windows' Kahan sums are independent, so interleaving them over t lets the CPU overlap
+    what is one long dependency chain per window (several times faster for a grid).
+    """
+    n = x.shape[0]
+    k = windows.shape[0]
+    out = np.full((k, n), np.nan)
+    s = np.zeros(k)
+    comp = np.zeros(k)
+    for t in range(n):
+        xt = x[t]
+        for i in range(k):
+            w = windows[i]
+            if w < 1 or w > n:
+                continue
+            y = xt - comp[i]
+            tmp = s[i] + y
+            comp[i] = (tmp - s[i]) - y
+            s[i] = tmp
+            if t >= w:
+                y = -x[t - w] - comp[i]
+                tmp = s[i] + y
+                comp[i] = (tmp - s[i]) - y
+                s[i] = tmp
+            if t >= w - 1:
+                out[i, t] = s[i] / w
+    return out
+
+
+@njit(error_model="numpy", cache=True)
+def moving_averages(x: np.ndarray, windows: np.ndarray, kind: int) -> np.ndarray:
+    """``moving_average`` for each window, one row per window (one call for a whole grid)."""
+    if kind == 0:
+        return _smas(x, windows)
+    out = np.empty((windows.shape[0], x.shape[0]))
+    for i in range(windows.shape[0]):
+        out[i] = moving_average(x, int(windows[i]), kind)
+    return out
+
+
 MA_KINDS = {"sma": 0, "ema": 1, "wma": 2}
 
 

@@ -79,12 +79,12 @@ class Fold(NamedTuple):
 
 
 @njit(error_model="numpy", cache=True, inline="always")
-def fold_start(initial_cash):  # pragma: no cover - numba
+def fold_start(initial_cash):
     return Fold(0.0, initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, initial_cash, initial_cash, 0.0, 0.0)
 
 
 @njit(error_model="numpy", cache=True, inline="always")
-def fold_bar(f, e):  # pragma: no cover - numba
+def fold_bar(f, e):
     """Fold in one bar ending at equity ``e``."""
     x = e / f.prev - 1.0
     x2 = x * x
@@ -95,23 +95,45 @@ def fold_bar(f, e):  # pragma: no cover - numba
     elif e < floor:
         max_dd = 1.0 - e / peak
         floor = e
-    return Fold(f.n + 1.0, e, f.s1 + x, f.s2 + x2, f.s3 + x2 * x, f.s4 + x2 * x2,
-                f.down2 + (x2 if x < 0.0 else 0.0), peak, floor, max_dd, f.eq_sum + e)  # fmt: skip
+    return Fold(
+        f.n + 1.0,
+        e,
+        f.s1 + x,
+        f.s2 + x2,
+        f.s3 + x2 * x,
+        f.s4 + x2 * x2,
+        f.down2 + (x2 if x < 0.0 else 0.0),
+        peak,
+        floor,
+        max_dd,
+        f.eq_sum + e,
+    )
 
 
 @njit(error_model="numpy", cache=True, inline="always")
-def fold_flat(f, count):  # pragma: no cover - numba
+def fold_flat(f, count):
     """Fold in ``count`` more bars at the previous bar's equity (returns exactly 0).
 
     Equal to ``count`` x ``fold_bar(f, f.prev)`` except that ``eq_sum`` adds ``count * e``
     in one rounding.
     """
-    return Fold(f.n + count, f.prev, f.s1, f.s2, f.s3, f.s4, f.down2, f.peak, f.floor, f.max_dd,
-                f.eq_sum + count * f.prev)  # fmt: skip
+    return Fold(
+        f.n + count,
+        f.prev,
+        f.s1,
+        f.s2,
+        f.s3,
+        f.s4,
+        f.down2,
+        f.peak,
+        f.floor,
+        f.max_dd,
+        f.eq_sum + count * f.prev,
+    )
 
 
 @njit(error_model="numpy", cache=True)
-def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no cover - numba
+def finish_metrics(f, stats, initial_cash, periods_per_year, out):
     """Fill ``out`` (length ``len(METRICS)``) from a fold and the engine's run stats.
 
     Central moments come from raw sums; for per-bar returns (|mean| well below the standard
@@ -158,7 +180,7 @@ def finish_metrics(f, stats, initial_cash, periods_per_year, out):  # pragma: no
 
 
 @njit(error_model="numpy", cache=True)
-def metrics_into(equity, stats, initial_cash, periods_per_year, out):  # pragma: no cover
+def metrics_into(equity, stats, initial_cash, periods_per_year, out):
     """Fill ``out`` (length ``len(METRICS)``) from an equity curve and run stats."""
     f = fold_start(initial_cash)
     for t in range(equity.shape[0]):

@@ -26,7 +26,7 @@ from deeptrade.backtest.walkforward import WalkForwardResult
 from deeptrade.io.atomic import atomic_write_text
 
 _CSS = """
-body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
+body { font-family: Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
@@ -38,7 +38,9 @@ th { background: #f3f3f3; } img { max-width: 100%; }
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return (
+        f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    )
 
 
 def equity_figure(equity: pd.Series, title: str = "Equity") -> Figure:
@@ -114,22 +116,27 @@ def render_report(
         parts += ["<h2>Run</h2>", _kv(extra)]
     if walk_forward is not None:
         parts += [
-            "<h2>Walk-forward: stitched out-of-sample metrics</h2>", _kv(walk_forward.metrics),
+            "<h2>Walk-forward: stitched out-of-sample metrics</h2>",
+            _kv(walk_forward.metrics),
             _png(equity_figure(walk_forward.equity, "Out-of-sample equity (stitched)")),
-            "<h2>Windows</h2>", _table(walk_forward.windows),
-        ]  # fmt: skip
+            "<h2>Windows</h2>",
+            _table(walk_forward.windows),
+        ]
     if result is not None:
         parts += [
-            "<h2>Metrics</h2>", _kv(result.metrics),
+            "<h2>Metrics</h2>",
+            _kv(result.metrics),
             _png(equity_figure(result.equity)),
-        ]  # fmt: skip
+        ]
     if sweep_table is not None:
         parts.append("<h2>Parameter sweep</h2>")
         if heatmap is not None:
             parts.append(_png(heatmap_figure(sweep_table, *heatmap, metric=heatmap_metric)))
         top = sweep_table.sort_values(heatmap_metric, ascending=False, na_position="last")
-        parts += [f"<p>Best 20 of {len(sweep_table)} rows by {html.escape(heatmap_metric)}.</p>",
-                  _table(top, 20)]  # fmt: skip
+        parts += [
+            f"<p>Best 20 of {len(sweep_table)} rows by {html.escape(heatmap_metric)}.</p>",
+            _table(top, 20),
+        ]
     trades = walk_forward.trades if walk_forward is not None else None
     if trades is None and result is not None:
         trades = result.trades
@@ -137,7 +144,7 @@ def render_report(
         parts += ["<h2>Trades</h2>", _table(trades, max_trades)]
     body = "\n".join(parts)
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )

@@ -113,17 +113,24 @@ class _Features:
 
     def __init__(self, arrays: Arrays) -> None:
         self.arrays = arrays
-        self.rows: list[np.ndarray] = [arrays["close"]]
+        self.blocks: list[np.ndarray] = [arrays["close"][None, :]]
         self.keys: dict[tuple, int] = {("close",): 0}
+        self.n_rows = 1
+
+    def add(self, keys: list[tuple], block: np.ndarray) -> None:
+        """Append rows ``block`` (len(keys), n) under ``keys``."""
+        for i, key in enumerate(keys):
+            self.keys[key] = self.n_rows + i
+        self.blocks.append(np.asarray(block, dtype=np.float64).reshape(len(keys), -1))
+        self.n_rows += len(keys)
 
     def row(self, key: tuple, compute) -> int:
         if key not in self.keys:
-            self.keys[key] = len(self.rows)
-            self.rows.append(compute())
+            self.add([key], compute())
         return self.keys[key]
 
     def matrix(self) -> np.ndarray:
-        return np.ascontiguousarray(np.vstack(self.rows))
+        return np.ascontiguousarray(np.concatenate(self.blocks))
 
 
 class Strategy:
@@ -220,13 +227,21 @@ def _rows_in(g: Mapping[str, np.ndarray]) -> int:
 
 
 def _rows_for(feats: _Features, prefix: tuple, values: np.ndarray, compute) -> np.ndarray:
-    """Feature-row index for each value (a window), computing each distinct one once."""
-    uniq, inverse = np.unique(np.asarray(values), return_inverse=True)
-    rows = np.array(
-        [feats.row((*prefix, int(v)), lambda v=v: compute(int(v))) for v in uniq],
-        dtype=np.float64,
-    )
+    """Feature-row index for each value (a window), computing each distinct one once.
+
+    ``compute(windows)`` returns one row per window of the int64 array ``windows``.
+    """
+    uniq, inverse = np.unique(np.asarray(values).astype(np.int64), return_inverse=True)
+    missing = np.array([w for w in uniq if (*prefix, int(w)) not in feats.keys], dtype=np.int64)
+    if missing.size:
+        feats.add([(*prefix, int(w)) for w in missing], np.asarray(compute(missing)))
+    rows = np.array([feats.keys[(*prefix, int(w))] for w in uniq], dtype=np.float64)
     return rows[inverse.reshape(-1)]
+
+
+def _each(fn, *arrays: np.ndarray):
+    """``compute`` for ``_rows_for`` from a one-window indicator ``fn(*arrays, window)``."""
+    return lambda windows: [fn(*arrays, int(w)) for w in windows]
 
 
 class MACross(Strategy):
@@ -240,8 +255,12 @@ class MACross(Strategy):
     name = "ma_cross"
     kind = K_MA_CROSS
     params: ClassVar[dict[str, Any]] = {
-        "fast": 10, "slow": 30, "ma": "sma", "volume_window": 0, "volume_mult": 1.0,
-    }  # fmt: skip
+        "fast": 10,
+        "slow": 30,
+        "ma": "sma",
+        "volume_window": 0,
+        "volume_mult": 1.0,
+    }
     rule = "1 <= fast < slow, ma in ('sma', 'ema', 'wma'), volume_window >= 0"
 
     @classmethod
@@ -266,8 +285,8 @@ class MACross(Strategy):
             on = ma == name
             if on.any():
 
-                def compute(w: int, kind: int = kind) -> np.ndarray:
-                    return indicators.moving_average(close, w, kind)
+                def compute(windows: np.ndarray, kind: int = kind) -> np.ndarray:
+                    return indicators.moving_averages(close, windows, kind)
 
                 fr[on] = _rows_for(feats, ("ma", kind), np.asarray(g["fast"])[on], compute)
                 sr[on] = _rows_for(feats, ("ma", kind), np.asarray(g["slow"])[on], compute)
@@ -280,7 +299,7 @@ class MACross(Strategy):
             vol = feats.arrays["volume"]
             on = vw > 0
             vr[on] = feats.row(("volume",), lambda: vol)
-            vmr[on] = _rows_for(feats, ("vma",), vw[on], lambda w: indicators.sma(vol, w))
+            vmr[on] = _rows_for(feats, ("vma",), vw[on], _each(indicators.sma, vol))
         mult = np.asarray(g["volume_mult"], dtype=np.float64)
         return np.column_stack([fr, sr, vr, vmr, mult])
 
@@ -307,7 +326,7 @@ class RSIReversion(Strategy):
     @classmethod
     def _matrix(cls, feats: _Features, g: Mapping[str, np.ndarray]) -> np.ndarray:
         close = feats.arrays["close"]
-        rows = _rows_for(feats, ("rsi",), np.asarray(g["window"]), lambda w: indicators.rsi(close, w))
+        rows = _rows_for(feats, ("rsi",), np.asarray(g["window"]), _each(indicators.rsi, close))
         return np.column_stack([rows, g["lower"], g["upper"], g["exit"]])
 
 
@@ -336,8 +355,8 @@ class Donchian(Strategy):
         cols = []
         for name in ("window", "exit_window"):
             ws = np.asarray(g[name])
-            cols.append(_rows_for(feats, ("hh",), ws, lambda w: indicators.prior_max(hi, w)))
-            cols.append(_rows_for(feats, ("ll",), ws, lambda w: indicators.prior_min(lo, w)))
+            cols.append(_rows_for(feats, ("hh",), ws, _each(indicators.prior_max, hi)))
+            cols.append(_rows_for(feats, ("ll",), ws, _each(indicators.prior_min, lo)))
         return np.column_stack(cols)
 
 
@@ -351,7 +370,9 @@ class Momentum(Strategy):
 
     @classmethod
     def _invalid(cls, g: Mapping[str, np.ndarray]) -> np.ndarray:
-        return ~((np.asarray(g["lookback"]) >= 1) & (np.asarray(g["threshold"], dtype=np.float64) >= 0))
+        return ~(
+            (np.asarray(g["lookback"]) >= 1) & (np.asarray(g["threshold"], dtype=np.float64) >= 0)
+        )
 
     @classmethod
     def warmup(cls, **params: Any) -> int:

@@ -1,8 +1,9 @@
 """Parameter-grid sweeps: every (symbol, combination) simulated with full metrics.
 
-The work is one numba ``prange`` over runs; each run fills its targets from shared feature rows
-(``Strategy.features``), runs the same ``engine.simulate`` kernel as ``run_backtest`` (nothing
-recorded) and writes one metrics row. ``threads=1`` gives the single-core figure benchmarks use.
+The work is one numba ``prange`` over runs (a plain loop with ``threads=1``, the single-core
+mode benchmarks use); each run fills its targets from shared feature rows (``Strategy.features``),
+runs the kernel ``run_backtest`` uses (``engine.simulate_single``, recording nothing) and writes
+one metrics row.
 
 For Slurm arrays: ``grid_chunks(grid, n)`` gives n slices of the grid (row labels are the combo
 ids), each task runs ``sweep`` on its slice, and ``merge_results(parts)`` concatenates the tables
@@ -73,35 +74,49 @@ def grid_chunks(grid: pd.DataFrame, n_chunks: int) -> list[pd.DataFrame]:
     return [grid.iloc[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+@njit(error_model="numpy", cache=True)
+def _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off, tgt):
+    """Run ``r`` = (symbol r // n_combos, combo r % n_combos): targets, engine, metrics row.
+
+    ``bars`` stacks open, high, low, close, vol, atr of all symbols (6, total bars); ``tgt``
+    is scratch space for the targets.
+    """
+    s = r // pm.shape[0]
+    k = r % pm.shape[0]
+    a = offsets[s]
+    b = offsets[s + 1]
+    tgt = tgt[: b - a]
+    fill_targets(kind, feats[:, a:b], pm[k], tgt)
+    eq = np.empty(ends[s] - starts[s] if keep else 0)  # the curve only when returns are kept
+    simulate_single(
+        bars[0, a:b], bars[1, a:b], bars[2, a:b], bars[3, a:b], bars[4, a:b], bars[5, a:b], tgt,
+        starts[s], ends[s], cfg, False, eq, np.zeros(1), np.zeros((0, len(FILL_COLUMNS))),
+        np.zeros((0, len(TRADE_COLUMNS))), np.zeros(S_LEN), out[r],
+    )  # fmt: skip
+    if keep:
+        prev = cfg[C_CASH]
+        for t in range(eq.shape[0]):
+            ret[ret_off[s] + t, k] = eq[t] / prev - 1.0
+            prev = eq[t]
+
+
 @njit(parallel=True, error_model="numpy", cache=True)
-def _sweep_kernel(
-    kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
-):  # pragma: no cover - numba
-    n_sym = offsets.shape[0] - 1
-    n_combo = pm.shape[0]
-    dummy_pos = np.zeros(1)
-    dummy_rec = np.zeros((0, len(TRADE_COLUMNS)))
-    dummy_fill = np.zeros((0, len(FILL_COLUMNS)))
-    for r in prange(n_sym * n_combo):
-        s = r // n_combo
-        k = r % n_combo
-        a = offsets[s]
-        b = offsets[s + 1]
-        n = b - a
-        tgt = np.empty(n)
-        fill_targets(kind, feats[:, a:b], pm[k], tgt)
-        span = ends[s] - starts[s]
-        eq = np.empty(span)
-        stats = np.zeros(S_LEN)
-        simulate_single(o[a:b], h[a:b], lo[a:b], c[a:b], vol[a:b], atr[a:b], tgt, starts[s],
-                        ends[s], cfg, False, eq, dummy_pos, dummy_fill, dummy_rec, stats,
-                        out[r])  # fmt: skip
-        if keep:
-            prev = cfg[C_CASH]
-            base = ret_off[s]
-            for t in range(span):
-                ret[base + t, k] = eq[t] / prev - 1.0
-                prev = eq[t]
+def _sweep_parallel(kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off):
+    longest = np.max(offsets[1:] - offsets[:-1])
+    for r in prange(out.shape[0]):
+        tgt = np.empty(longest)
+        _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off,
+                   tgt)  # fmt: skip
+
+
+@njit(error_model="numpy", cache=True)
+def _sweep_serial(kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off):
+    # The single-core mode: a plain loop (the parallel runtime costs ~10 % per run) and one
+    # scratch buffer for all runs.
+    tgt = np.empty(np.max(offsets[1:] - offsets[:-1]))
+    for r in range(out.shape[0]):
+        _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off,
+                   tgt)  # fmt: skip
 
 
 @dataclass
@@ -156,31 +171,46 @@ def sweep(
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ends = np.array([n if end is None else min(end, n) for n in lengths], dtype=np.int64)
     starts = np.full(len(lengths), start, dtype=np.int64)
-    if np.any(starts >= ends):
-        raise ValueError(f"sweep: start={start} leaves no bars to simulate (series lengths {lengths})")
-    ohlc = [np.ascontiguousarray(np.concatenate([a[k] for a in arrays_list])) for k in OHLC]
+    if start < 0 or np.any(starts >= ends):
+        raise ValueError(
+            f"sweep: start={start} leaves no bars to simulate (series lengths {lengths})"
+        )
     vol, atr = _aux(arrays_list, cfg)
+    columns = [np.concatenate([a[k] for a in arrays_list]) for k in OHLC]
+    bars6 = np.ascontiguousarray(np.vstack([*columns, vol, atr]))
     feats = np.ascontiguousarray(np.hstack(feats_list))
     n_runs = len(lengths) * len(pm)
     out = np.empty((n_runs, len(METRICS)))
     spans = ends - starts
     ret_off = np.concatenate([[0], np.cumsum(spans)]).astype(np.int64)
     ret = np.empty((ret_off[-1], len(pm)) if keep_returns else (0, 0))
-    previous = numba.get_num_threads()
-    if threads is not None:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        _sweep_kernel(strat.kind, feats, pm, *ohlc, vol, atr, offsets, starts, ends,
-                      config_vector(cfg), out, keep_returns, ret, ret_off)  # fmt: skip
-    finally:
-        numba.set_num_threads(previous)
+    args = (strat.kind, feats, pm, bars6, offsets, starts, ends, config_vector(cfg), out,
+            keep_returns, ret, ret_off)  # fmt: skip
+    if threads == 1 or numba.config.NUMBA_NUM_THREADS == 1:
+        _sweep_serial(*args)
+    else:
+        previous = numba.get_num_threads()
+        if threads is not None:
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            _sweep_parallel(*args)
+        finally:
+            numba.set_num_threads(previous)
     symbols = list(series)
-    table = pd.DataFrame(out, columns=list(METRICS))
-    params = grid.reset_index(drop=False).rename(columns={"index": "combo"})
-    params = pd.concat([params] * len(symbols), ignore_index=True)
-    table = pd.concat([params, table], axis=1)
-    table.insert(0, "symbol", np.repeat(symbols, len(pm)))
-    table = add_deflated_sharpe(table)
+    columns: dict[str, Any] = {
+        # numpy unicode arrays become pandas strings far faster than object arrays
+        "symbol": np.repeat(np.asarray(symbols, dtype=str), len(pm)),
+        "combo": np.tile(grid.index.to_numpy(), len(symbols)),
+    }
+    for name in grid.columns:
+        values = grid[name].to_numpy()
+        if pd.api.types.is_string_dtype(grid[name]):
+            values = values.astype(str)
+        columns[name] = np.tile(values, len(symbols))
+    for i, name in enumerate(METRICS):
+        columns[name] = out[:, i]
+    columns["dsr"] = _dsr_column(columns)
+    table = pd.DataFrame(columns)
     returns = None
     if keep_returns:
         returns = {sym: ret[ret_off[i] : ret_off[i + 1]] for i, sym in enumerate(symbols)}
@@ -204,19 +234,24 @@ def add_deflated_sharpe(table: pd.DataFrame) -> pd.DataFrame:
     the column is NaN. (Grid neighbours are correlated, so N overstates the independent trials
     and the DSR is conservative.)
     """
-    table = table.copy()
-    table["dsr"] = np.nan
-    for _, idx in table.groupby("symbol", sort=False).groups.items():
-        part = table.loc[idx]
-        sr = part["sr_period"].to_numpy(np.float64)
-        ok = np.isfinite(sr)
+    cols = {k: table[k].to_numpy() for k in ("symbol", "sr_period", "n_obs", "skew", "kurtosis")}
+    return table.assign(dsr=_dsr_column(cols))
+
+
+def _dsr_column(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    sr = np.asarray(cols["sr_period"], dtype=np.float64)
+    symbols = cols["symbol"]
+    dsr = np.full(len(sr), np.nan)
+    for sym in pd.unique(symbols):
+        rows = np.flatnonzero(symbols == sym)
+        ok = np.isfinite(sr[rows])
         if ok.sum() < 2:
             continue
-        sr0 = expected_max_sharpe(int(ok.sum()), float(np.var(sr[ok], ddof=1)))
-        table.loc[idx, "dsr"] = probabilistic_sharpe_ratio_array(
-            sr, sr0, part["n_obs"].to_numpy(), part["skew"].to_numpy(), part["kurtosis"].to_numpy()
+        sr0 = expected_max_sharpe(int(ok.sum()), float(np.var(sr[rows][ok], ddof=1)))
+        dsr[rows] = probabilistic_sharpe_ratio_array(
+            sr[rows], sr0, cols["n_obs"][rows], cols["skew"][rows], cols["kurtosis"][rows]
         )
-    return table
+    return dsr
 
 
 def merge_results(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:

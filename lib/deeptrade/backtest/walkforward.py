@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeptrade.backtest.engine import S_LEN, BacktestConfig, simulate_arrays, validate_bars
-from deeptrade.backtest.metrics import METRICS, run_metrics
+from deeptrade.backtest.engine import BacktestConfig, simulate_arrays, validate_bars
+from deeptrade.backtest.metrics import METRICS, S_LEN, run_metrics
 from deeptrade.backtest.strategies import Strategy, as_arrays, get_strategy
 from deeptrade.backtest.sweep import best_combo, best_params, sweep
 
@@ -90,7 +90,9 @@ def make_windows(
     if purge < 0 or embargo < 0:
         raise ValueError(f"make_windows: purge and embargo must be >= 0, got {purge}, {embargo}")
     step = test if step is None else step
-    tr, te, st = (_bars_for(ts, n, v, k) for v, k in ((train, "train"), (test, "test"), (step, "step")))
+    tr, te, st = (
+        _bars_for(ts, n, v, k) for v, k in ((train, "train"), (test, "test"), (step, "step"))
+    )
     kinds = {type(v) for v in (tr, te, st)}
     if len(kinds) > 1:
         raise ValueError("make_windows: give train, test and step all in bars or all as durations")
@@ -195,7 +197,9 @@ def walk_forward(
                 "use step >= test so the out-of-sample curves can be stitched"
             )
     if windows[-1].test_end > len(bars):
-        raise ValueError("walk_forward: windows run past the end of bars; rebuild them for these bars")
+        raise ValueError(
+            "walk_forward: windows run past the end of bars; rebuild them for these bars"
+        )
     strat.full_grid(grid)  # unknown parameter names fail here, before any work
     param_names = list(grid.columns)
     cash = cfg.initial_cash

@@ -7,8 +7,11 @@ value, and are flagged in the boolean `warmup` column.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from deeptrade.features.config import FeatureConfig
 from deeptrade.features.pipeline import Block, Plan, advance
@@ -17,7 +20,7 @@ from deeptrade.features.spec import feature_names, warmup_bars
 BACKENDS = ("cpu", "gpu")
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 
-BenchmarkLike = pd.Series | np.ndarray | None
+BenchmarkLike: TypeAlias = pd.Series | np.ndarray | None
 
 
 def compute_features(
@@ -45,15 +48,35 @@ def compute_features(
         raise ValueError(f"backend={backend!r}: use one of {BACKENDS}")
     block = to_block(bars, benchmark_close)
     plan = Plan.of(config)
-    out = np.empty((plan.n_features, len(block.close)), dtype=np.float64)
-    if len(block.close):
+    n = len(block.close)
+    if plan.n_features * n * 8 <= ONE_BLOCK_BYTES:
+        out: np.ndarray | dict[str, np.ndarray] = np.empty((plan.n_features, n))
+    else:
+        out = plan.alloc(n)
+    if n:
         advance(block, plan.fresh_state(), plan, out)
     return assemble_frame(bars, out, config)
 
 
-def assemble_frame(bars: pd.DataFrame, out: np.ndarray, config: FeatureConfig) -> pd.DataFrame:
-    """DataFrame from the (n_features, n) output array, without copying it."""
-    frame = pd.DataFrame(out.T, columns=feature_names(config), index=bars.index, copy=False)
+# Up to this size the output is one array (one DataFrame block, cheapest to build); above,
+# one array per feature family (see Plan.alloc), joined without copying.
+ONE_BLOCK_BYTES = 32 * 2**20
+
+
+def assemble_frame(
+    bars: pd.DataFrame, out: np.ndarray | dict[str, np.ndarray], config: FeatureConfig
+) -> pd.DataFrame:
+    """DataFrame from the output array(s), without copying them."""
+    names = feature_names(config)
+    if isinstance(out, np.ndarray):
+        frame = pd.DataFrame(out.T, columns=names, index=bars.index, copy=False)
+    else:
+        parts, start = [], 0
+        for block in out.values():  # family order = column order
+            cols = names[start : start + block.shape[0]]
+            parts.append(pd.DataFrame(block.T, columns=cols, index=bars.index, copy=False))
+            start += block.shape[0]
+        frame = pd.concat(parts, axis=1)
     frame.insert(0, "timestamp", bars["timestamp"].dt.as_unit("ns"))
     frame["warmup"] = np.arange(len(frame)) < warmup_bars(config)
     return frame
@@ -74,8 +97,8 @@ def to_block(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> Block:
             "(e.g. pd.to_datetime(col, utc=True))"
         )
     ts = pd.DatetimeIndex(stamps).as_unit("ns").asi8
-    if len(ts) > 1 and not (np.diff(ts) > 0).all():
-        row = int(np.argmin(np.diff(ts) > 0)) + 1
+    row = _first_unsorted(ts)
+    if row >= 0:
         raise ValueError(
             f"bars.timestamp is not strictly increasing at row {row} ({stamps.iloc[row]}); "
             "sort and de-duplicate the bars first"
@@ -83,9 +106,8 @@ def to_block(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> Block:
     arrays = {}
     for name in ("open", "high", "low", "close", "volume"):
         x = _float_column(bars, name)
-        bad = ~np.isfinite(x) | (x < 0.0 if name == "volume" else x <= 0.0)
-        if bad.any():
-            row = int(np.argmax(bad))
+        row = _first_invalid(x, name == "volume")
+        if row >= 0:
             need = "finite and >= 0" if name == "volume" else "finite and > 0"
             raise ValueError(
                 f"bars.{name} at row {row} ({stamps.iloc[row]}) is {x[row]!r}; values must be "
@@ -104,7 +126,28 @@ def to_block(bars: pd.DataFrame, benchmark_close: BenchmarkLike) -> Block:
 
 
 def _float_column(bars: pd.DataFrame, name: str) -> np.ndarray:
-    return np.ascontiguousarray(bars[name].to_numpy(dtype=np.float64, na_value=np.nan))
+    col = bars[name]
+    if col.dtype == np.float64:  # the contract's dtype: no copy
+        return np.ascontiguousarray(col.to_numpy())
+    return np.ascontiguousarray(col.to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+@njit(cache=True)
+def _first_unsorted(ts: np.ndarray) -> int:
+    for i in range(1, ts.shape[0]):
+        if ts[i] <= ts[i - 1]:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def _first_invalid(x: np.ndarray, zero_ok: bool) -> int:
+    """First row that is not finite, or not > 0 (>= 0 with zero_ok); -1 if none."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (v > 0.0 or (zero_ok and v == 0.0)) or v == np.inf:
+            return i
+    return -1
 
 
 def align_benchmark(benchmark_close: BenchmarkLike, stamps: pd.Series) -> np.ndarray:

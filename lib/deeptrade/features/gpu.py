@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import cuda
 
 from deeptrade.features import kernels
 from deeptrade.features.config import FeatureConfig
@@ -36,16 +37,11 @@ THREADS = 1
 @functools.cache
 def _cuda_kernels() -> dict[str, Any]:
     """The recursive kernels compiled for CUDA from the CPU kernels' Python source."""
-    from numba import cuda
-
-    # The kernels' helpers are CPU dispatchers: recompile them as device functions and
-    # rebind the names in the globals the kernels' Python code sees.
-    helpers = {name: cuda.jit(device=True)(getattr(kernels, name).py_func)
-               for name in ("_is_flat", "_shifted_sums", "_rolling_var")}  # fmt: skip
-    namespace = {**vars(kernels), **helpers}
-    for name in ("_shifted_sums", "_rolling_var"):  # _rolling_var calls _shifted_sums
-        helpers[name] = cuda.jit(device=True)(_rebind(getattr(kernels, name).py_func, namespace))
-        namespace[name] = helpers[name]
+    # The kernels call CPU-compiled helpers: recompile those as device functions (callees
+    # first) and resolve the kernels' global names in a namespace that holds them.
+    namespace = dict(vars(kernels))
+    for name in ("_is_flat", "_shifted_sums", "_rolling_var"):
+        namespace[name] = cuda.jit(device=True)(_rebind(getattr(kernels, name).py_func, namespace))
 
     def device(fn: Any) -> Any:
         return cuda.jit(device=True)(_rebind(fn.py_func, namespace))
@@ -169,19 +165,6 @@ def _advance_gpu(cp: Any, block: Any, plan: Plan, out: Any) -> None:
     cl_out = out[rows["close"]]
     ints, sc, ma = states["trend"]
     k["trend"][1, THREADS](c, ints, sc, ma, *params, cl_out)
-    n_ma = len(cfg.ma_windows)
-    cl_out[: 2 * n_ma] = c / cl_out[: 2 * n_ma] - 1.0
-    r_macd = 2 * n_ma + 1
-    cl_out[r_macd : r_macd + 3] = cl_out[r_macd : r_macd + 3] / c
-    mid, dev = cl_out[r_macd + 3].copy(), cl_out[r_macd + 4].copy()
-    upper, lower = mid + dev, mid - dev
-    width = upper - lower
-    cl_out[r_macd + 3] = cp.where(width <= 0.0, 0.5, (c - lower) / width)
-    cl_out[r_macd + 4] = width / mid
-    r_roc = r_macd + 5
-    cl_out[r_roc] = (c / _lag(cp, c, cfg.roc_period) - 1.0) * 100.0
-    for j, lag in enumerate(cfg.momentum_periods):
-        cl_out[r_roc + 1 + j] = (c - _lag(cp, c, lag)) / c
 
     # range family
     rg = out[rows["range"]]
@@ -189,7 +172,6 @@ def _advance_gpu(cp: Any, block: Any, plan: Plan, out: Any) -> None:
     slowk = cp.empty(n)
     (wsc,) = states["wilder"]
     k["wilder"][1, THREADS](h, lo, c, fastk, slowk, wsc, params[0], rg)
-    rg[0] = rg[0] / c
     rg[6] = _stoch_like(cp, h, lo, c, cfg.willr_period, n, willr=True)
 
     # volume family

@@ -21,6 +21,7 @@ bit; ATR and MACD's signal agree to a few ulp (TA-Lib's build fuses some multipl
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -74,7 +75,7 @@ def kernel_params(config: FeatureConfig) -> tuple:
     )
 
 
-def new_kernel_states(config: FeatureConfig) -> dict[str, tuple[np.ndarray, ...]]:
+def new_kernel_states(config: FeatureConfig) -> dict[str, Any]:
     """Fresh states of the three kernels for one series."""
     return {
         "trend": (
@@ -197,14 +198,13 @@ def run_rolling_std(
 
 @njit(cache=True, error_model="numpy")
 def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out: np.ndarray):
-    """SMA/EMA, RSI, MACD and Bollinger bands from close (extended array `cl`).
+    """The close family's features (spec order) from close (extended array `cl`).
 
-    Rows, in order: SMA and EMA values per MA window; RSI; MACD line, signal and histogram
-    (price units); Bollinger middle band and nbdev * std. All but RSI are raw ingredients
-    that `pipeline` turns into features.
+    close / SMA - 1 and close / EMA - 1 per MA window; RSI; MACD line, signal and histogram
+    over close; Bollinger %b and width; ROC; momentum / close.
     """
     ints, sc, ma = state
-    p, _, _, ma_w, _, fp, k_ema = params
+    p, _, _, ma_w, mom_w, fp, k_ema = params
     n_rsi, w_bb, nbdev = p[P_RSI], p[P_BB], fp[0]
     nf, ns, ng = p[P_MACD_F], p[P_MACD_S], p[P_MACD_G]
     n_ma = ma_w.shape[0]
@@ -212,7 +212,8 @@ def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out:
     k_slow, k_fast, k_sig = 2.0 / (ns + 1), 2.0 / (nf + 1), 2.0 / (ng + 1)
     sig_start = ns + ng - 2
     row_rsi = 2 * n_ma
-    row_macd, row_bb = row_rsi + 1, row_rsi + 4
+    row_macd, row_bb, row_roc = row_rsi + 1, row_rsi + 4, row_rsi + 6
+    n_roc, n_mom = p[P_ROC], mom_w.shape[0]
 
     bb_reseed = ints[TR_I_BB_RESEED]
     macd_slow, macd_fast, macd_sum = sc[TR_S_MACD_SLOW], sc[TR_S_MACD_FAST], sc[TR_S_MACD_SUM]
@@ -234,8 +235,8 @@ def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out:
                 total -= cl[x - w + 1]
                 ema = sma if t == w - 1 else ((c - ma[j, 1]) * k_ema[j]) + ma[j, 1]
                 ma[j, 1] = ema
-                out[j, i] = sma
-                out[n_ma + j, i] = ema
+                out[j, i] = c / sma - 1.0
+                out[n_ma + j, i] = c / ema - 1.0
             else:
                 out[j, i] = NAN
                 out[n_ma + j, i] = NAN
@@ -294,20 +295,31 @@ def run_trend(cl: np.ndarray, s: int, t0: int, state: tuple, params: tuple, out:
                     macd_sig = macd_sig_sum / ng
                 else:
                     macd_sig = ((m - macd_sig) * k_sig) + macd_sig
-                out[row_macd, i] = m
-                out[row_macd + 1, i] = macd_sig
-                out[row_macd + 2, i] = m - macd_sig
+                out[row_macd, i] = m / c
+                out[row_macd + 1, i] = macd_sig / c
+                out[row_macd + 2, i] = (m - macd_sig) / c
 
         # Bollinger bands: SMA middle band, TA-Lib VAR deviation
         bb_sum += c
         var, _, bb_var, bb_reseed = _rolling_var(cl, x, t, w_bb, bb_var, bb_reseed)
         if t >= w_bb - 1:
-            out[row_bb, i] = bb_sum / w_bb
+            mid = bb_sum / w_bb
             bb_sum -= cl[x - w_bb + 1]
-            out[row_bb + 1, i] = math.sqrt(var) * nbdev
+            dev = math.sqrt(var) * nbdev
+            upper = mid + dev
+            lower = mid - dev
+            width = upper - lower
+            out[row_bb, i] = (c - lower) / width if width > 0.0 else 0.5
+            out[row_bb + 1, i] = width / mid
         else:
             out[row_bb, i] = NAN
             out[row_bb + 1, i] = NAN
+
+        # ROC (TA-Lib, percent) and momentum / close
+        out[row_roc, i] = ((c / cl[x - n_roc]) - 1.0) * 100.0 if t >= n_roc else NAN
+        for j in range(n_mom):
+            lag = mom_w[j]
+            out[row_roc + 1 + j, i] = (c - cl[x - lag]) / c if t >= lag else NAN
 
     ints[TR_I_BB_RESEED] = bb_reseed
     sc[b], sc[b + 1], sc[b + 2], sc[b + 3] = bb_var
@@ -329,7 +341,7 @@ def run_wilder(
     params: tuple,
     out: np.ndarray,
 ):
-    """ATR (raw, price units), ADX, +DI, -DI, and the stochastic's slow %K / %D.
+    """ATR / close, ADX, +DI, -DI, and the stochastic's slow %K / %D.
 
     `fastk` holds fast %K from the window pass (NaN before it exists); the kernel writes slow
     %K into the extended array `slowk` (history for the %D running sum) and to its rows.
@@ -370,7 +382,7 @@ def run_wilder(
             else:
                 atr = atr_alpha * tr + atr_beta * atr
             if t >= n_atr:
-                out[0, i] = atr
+                out[0, i] = atr / cl[x]
 
             # Directional movement: +DI/-DI from bar n, ADX from bar 2n-1 (Wilder).
             diff_p = h - hi[x - 1]

@@ -111,7 +111,7 @@ def _run_dask(
             threads_per_worker=threads_per_worker,
             memory_limit=memory_limit,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: several clusters may run at once
         )
     results: list[Any] = [None] * len(tasks)
     failures: dict[int, tuple[Any, str]] = {}

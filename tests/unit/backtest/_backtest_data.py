@@ -56,5 +56,9 @@ def bars_from_close(close, open_=None) -> pd.DataFrame:
     o = c if open_ is None else np.asarray(open_, dtype=np.float64)
     return _frame(
         pd.date_range("2021-01-01", periods=len(c), freq="D"),
-        o, np.maximum(o, c), np.minimum(o, c), c, np.full(len(c), 1000.0),
-    )  # fmt: skip
+        o,
+        np.maximum(o, c),
+        np.minimum(o, c),
+        c,
+        np.full(len(c), 1000.0),
+    )

@@ -65,13 +65,17 @@ def test_short_and_reversal_by_hand():
     assert list(res.trades["direction"]) == [-1.0, 1.0]
     assert res.trades["pnl"].iloc[0] == pytest.approx(200.0)
     assert bool(res.trades["is_open"].iloc[1]) and res.trades["pnl"].iloc[1] == pytest.approx(150.0)
-    long_only = run_backtest(bars, [-1, -1, 1, 1, 1, 1], BacktestConfig(initial_cash=1000.0, direction="long_only"))
+    long_only = run_backtest(
+        bars, [-1, -1, 1, 1, 1, 1], BacktestConfig(initial_cash=1000.0, direction="long_only")
+    )
     assert list(long_only.fills["qty"]) == [125.0]  # 1000 / 8 at bar 3's open
 
 
 def test_whole_shares_minimum_fee_and_per_share_fee():
     bars = bars_from_close([30.0, 30.0, 30.0])
-    cfg = BacktestConfig(initial_cash=1000.0, fill="close", lot_size=1, fee_per_share=0.01, min_fee=1.0)
+    cfg = BacktestConfig(
+        initial_cash=1000.0, fill="close", lot_size=1, fee_per_share=0.01, min_fee=1.0
+    )
     res = run_backtest(bars, [1, 1, 1], cfg)
     # budget 1000 - 1 (minimum fee reserved) over 30 + 0.01 per share -> 33.28 -> 33 shares;
     # the fee is max(33 x 0.01, 1) = 1
@@ -118,7 +122,9 @@ def test_stop_loss_take_profit_and_gaps_by_hand():
 
 def test_vol_target_sizing_and_leverage_cap():
     bars = synthetic_bars(80, seed=3)
-    cfg = BacktestConfig(sizing="vol_target", vol_target=0.10, vol_window=20, max_leverage=2.0, fill="close")
+    cfg = BacktestConfig(
+        sizing="vol_target", vol_target=0.10, vol_window=20, max_leverage=2.0, fill="close"
+    )
     tgt = np.r_[np.zeros(40), np.ones(40)]
     res = run_backtest(bars, tgt, cfg)
     r = np.log(bars["close"].to_numpy()[21:41] / bars["close"].to_numpy()[20:40])
@@ -165,15 +171,30 @@ def test_single_and_portfolio_kernels_agree_bit_for_bit():
     arrays = {k: bars[k].to_numpy() for k in ("open", "high", "low", "close")}
     rng = np.random.default_rng(5)
     grid = itertools.product(
-        ["next_open", "close"], ["long_short", "long_only"], ["fixed_fraction", "vol_target"],
-        [None, 0.03], [0, 1], [False, True],
-    )  # fmt: skip
+        ["next_open", "close"],
+        ["long_short", "long_only"],
+        ["fixed_fraction", "vol_target"],
+        [None, 0.03],
+        [0, 1],
+        [False, True],
+    )
     for fill, direction, sizing, sl, lot, end in grid:
         cfg = BacktestConfig(
-            fill=fill, direction=direction, sizing=sizing, stop_loss=sl, take_profit=0.06,
-            lot_size=lot, close_at_end=end, commission_bps=5, fee_per_share=0.005, min_fee=1.0,
-            slippage_bps=2, slippage_atr=0.1, max_leverage=1.5, fraction=0.8,
-        )  # fmt: skip
+            fill=fill,
+            direction=direction,
+            sizing=sizing,
+            stop_loss=sl,
+            take_profit=0.06,
+            lot_size=lot,
+            close_at_end=end,
+            commission_bps=5,
+            fee_per_share=0.005,
+            min_fee=1.0,
+            slippage_bps=2,
+            slippage_atr=0.1,
+            max_leverage=1.5,
+            fraction=0.8,
+        )
         tgt = np.repeat(np.clip(np.round(rng.uniform(-1.4, 1.4, 40) * 2) / 2, -1, 1), 6)
         tgt[rng.integers(0, 240, 10)] = np.nan
         one = simulate_arrays(arrays, tgt, cfg, kernel="single", start=15)

@@ -81,7 +81,9 @@ def test_deflated_sharpe_matches_the_papers_example():
     # N = 100 trials, Var[SR_n] = 1/2 (annualised), best SR = 2.5 annualised over 5 years of
     # daily data (T = 1250), skew -3, kurtosis 10 -> DSR ~ 0.9004.
     g = 0.5772156649015329
-    sr0_annual = math.sqrt(0.5) * ((1 - g) * norm.ppf(1 - 1 / 100) + g * norm.ppf(1 - 1 / (100 * math.e)))
+    sr0_annual = math.sqrt(0.5) * (
+        (1 - g) * norm.ppf(1 - 1 / 100) + g * norm.ppf(1 - 1 / (100 * math.e))
+    )
     assert sr0_annual == pytest.approx(1.7894, abs=1e-4)
     sr0 = sr0_annual / math.sqrt(250)  # per day
     sr = 2.5 / math.sqrt(250)
@@ -89,14 +91,18 @@ def test_deflated_sharpe_matches_the_papers_example():
     expected = norm.cdf(z)
     assert expected == pytest.approx(0.9004, abs=1e-4)
     assert expected_max_sharpe(100, 0.5) == pytest.approx(sr0_annual, rel=1e-9)
-    got = deflated_sharpe_ratio(sr, n_trials=100, var_sharpe=0.5 / 250, n_obs=1250, skew=-3, kurtosis=10)
+    got = deflated_sharpe_ratio(
+        sr, n_trials=100, var_sharpe=0.5 / 250, n_obs=1250, skew=-3, kurtosis=10
+    )
     assert got == pytest.approx(expected, rel=1e-9)
 
 
 def test_probabilistic_sharpe_normal_returns_by_hand():
     # Normal returns (skew 0, kurtosis 3): z = (0.1 - 0) * sqrt(99) / sqrt(1 + 2/4 * 0.01)
     z = 0.1 * math.sqrt(99) / math.sqrt(1 + 0.5 * 0.01)
-    assert probabilistic_sharpe_ratio(0.1, 0.0, 100, 0.0, 3.0) == pytest.approx(norm.cdf(z), rel=1e-12)
+    assert probabilistic_sharpe_ratio(0.1, 0.0, 100, 0.0, 3.0) == pytest.approx(
+        norm.cdf(z), rel=1e-12
+    )
     with pytest.raises(ValueError, match="n_trials"):
         expected_max_sharpe(1, 0.1)
 

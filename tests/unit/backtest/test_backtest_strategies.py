@@ -25,17 +25,27 @@ def test_indicators_match_talib_and_pandas_on_real_data(spx):
     c = spx["close"].to_numpy()
     h, lo = spx["high"].to_numpy(), spx["low"].to_numpy()
     for w in (5, 30):
-        np.testing.assert_allclose(indicators.sma(c, w), talib.SMA(c, w), rtol=1e-10, equal_nan=True)
-        np.testing.assert_allclose(indicators.ema(c, w), talib.EMA(c, w), rtol=1e-10, equal_nan=True)
-        np.testing.assert_allclose(indicators.wma(c, w), talib.WMA(c, w), rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(
+            indicators.sma(c, w), talib.SMA(c, w), rtol=1e-10, equal_nan=True
+        )
+        np.testing.assert_allclose(
+            indicators.ema(c, w), talib.EMA(c, w), rtol=1e-10, equal_nan=True
+        )
+        np.testing.assert_allclose(
+            indicators.wma(c, w), talib.WMA(c, w), rtol=1e-10, equal_nan=True
+        )
     np.testing.assert_allclose(indicators.rsi(c, 14), talib.RSI(c, 14), rtol=1e-9, equal_nan=True)
-    np.testing.assert_allclose(indicators.atr(h, lo, c, 14), talib.ATR(h, lo, c, 14), rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        indicators.atr(h, lo, c, 14), talib.ATR(h, lo, c, 14), rtol=1e-9, equal_nan=True
+    )
     prior = pd.Series(h).rolling(20).max().shift(1).to_numpy()
     np.testing.assert_array_equal(indicators.prior_max(h, 20), prior)
     prior = pd.Series(lo).rolling(20).min().shift(1).to_numpy()
     np.testing.assert_array_equal(indicators.prior_min(lo, 20), prior)
     vol = pd.Series(np.log(c)).diff().rolling(20).std().to_numpy() * np.sqrt(252)
-    np.testing.assert_allclose(indicators.realized_vol(c, 20, 252.0), vol, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        indicators.realized_vol(c, 20, 252.0), vol, rtol=1e-9, equal_nan=True
+    )
 
 
 def test_ma_cross_by_hand():
@@ -52,7 +62,9 @@ def test_ma_cross_volume_filter_by_hand():
     volume = np.array([10, 10, 10, 10, 10, 30, 10, 10], dtype=float)
     # fast > slow from bar 2 on; a new long needs volume > 1.5 x SMA(3) of volume, first at
     # bar 5 (30 > 1.5 x 16.67); once long it stays long without the volume.
-    got = MACross.signals({"close": close, "volume": volume}, fast=2, slow=3, volume_window=3, volume_mult=1.5)
+    got = MACross.signals(
+        {"close": close, "volume": volume}, fast=2, slow=3, volume_window=3, volume_mult=1.5
+    )
     np.testing.assert_array_equal(got, [0, 0, 0, 0, 0, 1, 1, 1])
 
 

@@ -81,9 +81,13 @@ def test_deflated_sharpe_column_by_hand(walk):
     sr = table["sr_period"].to_numpy()
     best = table.iloc[int(np.nanargmax(sr))]
     want = deflated_sharpe_ratio(
-        best["sr_period"], n_trials=int(np.isfinite(sr).sum()), var_sharpe=float(np.nanvar(sr, ddof=1)),
-        n_obs=int(best["n_obs"]), skew=best["skew"], kurtosis=best["kurtosis"],
-    )  # fmt: skip
+        best["sr_period"],
+        n_trials=int(np.isfinite(sr).sum()),
+        var_sharpe=float(np.nanvar(sr, ddof=1)),
+        n_obs=int(best["n_obs"]),
+        skew=best["skew"],
+        kurtosis=best["kurtosis"],
+    )
     assert best["dsr"] == pytest.approx(want, rel=1e-12)
     assert table["dsr"].between(0, 1).all()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,9 +61,11 @@ def test_walk_forward_records_windows_and_stitches(spx):
     assert {"param_fast", "param_slow", "is_sharpe", "oos_sharpe"} <= set(wf.windows.columns)
     ts = spx["timestamp"]
     expected_index = np.concatenate([ts.iloc[w.test_start : w.test_end] for w in wins])
-    np.testing.assert_array_equal(wf.equity.index.to_numpy(), pd.DatetimeIndex(expected_index).to_numpy())
+    np.testing.assert_array_equal(
+        wf.equity.index.to_numpy(), pd.DatetimeIndex(expected_index).to_numpy()
+    )
     # each window starts flat with the equity the previous one ended with (fills at t+1's open)
-    for prev, cur in zip(wins, wins[1:], strict=False):
+    for prev, cur in itertools.pairwise(wins):
         assert wf.equity[ts[cur.test_start]] == wf.equity[ts[prev.test_end - 1]]
     assert wf.metrics["final_equity"] == wf.equity.iloc[-1]
     assert wf.metrics["n_trades"] == wf.windows["oos_n_trades"].sum()

@@ -185,3 +185,23 @@ def test_import_is_light() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+GOLDEN_SPEC_HASH = "7b47a4e1180ad2f469f957efaadbb3d71d63cdcb9a8ac597423b0f658413a4c2"
+
+
+def test_default_spec_hash_is_pinned() -> None:
+    # The live job refuses a model whose spec hash differs: any change of names, order,
+    # parameters or warm-up must be deliberate. If it is, bump FEATURE_SET_VERSION when a
+    # definition changed, and paste the new hash here.
+    assert feature_spec_hash() == GOLDEN_SPEC_HASH, feature_spec_hash()
+
+
+def test_large_outputs_are_built_per_family(spx: pd.DataFrame, monkeypatch) -> None:
+    # Above ONE_BLOCK_BYTES the output is one array per family, joined without copying.
+    from deeptrade.features import core
+
+    whole = compute_features(spx)
+    monkeypatch.setattr(core, "ONE_BLOCK_BYTES", 0)
+    split = compute_features(spx)
+    pd.testing.assert_frame_equal(split, whole)

@@ -99,6 +99,13 @@ def test_malformed_jsonl_line_raises_with_file_and_line_or_is_skipped(tmp_path: 
     assert "expected a JSON object" in load.skips[1].reason
 
 
+def test_wall_clock_words_are_not_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "now.jsonl"
+    path.write_text(json.dumps({"id": "1", "created_at": "now", "headline": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"now\.jsonl:1: created_at 'now' is not an ISO-8601"):
+        read_news([path])
+
+
 def test_missing_field_is_a_bad_record(tmp_path: Path) -> None:
     path = tmp_path / "nohead.jsonl"
     path.write_text(json.dumps({"id": "1", "created_at": "2024-01-02T09:30:00Z"}) + "\n")

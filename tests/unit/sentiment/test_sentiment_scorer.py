@@ -145,7 +145,10 @@ def test_labels_read_from_id2label_in_any_order_and_case(tmp_path: Path, news_it
 
 def test_unmappable_labels_raise(tmp_path: Path, news_items) -> None:
     d = save_random_classifier(
-        tmp_path / "m", list(news_items["headline"]), id2label={0: "LABEL_0", 1: "LABEL_1", 2: "X"}
+        tmp_path / "m",
+        list(news_items["headline"]),
+        id2label={0: "LABEL_0", 1: "LABEL_1", 2: "X"},
+        **TINY_BERT,
     )
     with pytest.raises(ValueError, match=r"cannot map the model's labels.*id2label"):
         SentimentScorer(small_batches(d))

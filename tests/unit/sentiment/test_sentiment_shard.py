@@ -131,3 +131,9 @@ def test_merge_refuses_duplicates(tmp_path, scorer, news_items) -> None:
     copy.write_bytes(part.read_bytes())
     with pytest.raises(ValueError, match="scored more than once"):
         merge_parts(tmp_path, shard_count=1)
+
+
+def test_duplicate_ids_are_refused(tmp_path, scorer, news_items) -> None:
+    doubled = pd.concat([news_items, news_items.head(1)], ignore_index=True)
+    with pytest.raises(ValueError, match=r"ids must be unique.*dedupe_news"):
+        score_shard(doubled, scorer, tmp_path, ShardSpec())
