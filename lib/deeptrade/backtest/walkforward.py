@@ -16,6 +16,9 @@ Per window, ``walk_forward``
 3. runs the chosen parameters on ``bars[:test_end]`` over ``[test_start, test_end)``, starting
    flat with the equity the previous window ended with and liquidating at the window's last
    close, so the out-of-sample equity curves chain into one.
+
+With ``retrain``, the in-sample predictions come from a model fit on those very bars, so
+in-sample scores of model-driven strategies flatter them; only the out-of-sample part counts.
 """
 
 from __future__ import annotations

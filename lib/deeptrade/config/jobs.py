@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deeptrade.backtest.engine import BacktestConfig
+from deeptrade.config.backtest import BacktestConfig
 from deeptrade.config.models import (
     CNNConfig,
     EnsembleConfig,

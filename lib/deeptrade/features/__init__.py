@@ -12,18 +12,32 @@ Public API (see each module for details):
 Importing this package does not import Dask, cuDF or CuPy.
 """
 
-from deeptrade.features.config import FeatureConfig
-from deeptrade.features.core import compute_features
-from deeptrade.features.labels import LabelSpec, make_labels
-from deeptrade.features.spec import (
-    FEATURE_NAMES,
-    FEATURE_SET_VERSION,
-    feature_names,
-    feature_spec,
-    feature_spec_hash,
-    warmup_bars,
-)
-from deeptrade.features.streaming import StreamingFeatures
+from typing import Any
+
+# Exports load on first use (PEP 562): the config schema imports ``features.config`` on every
+# command, and the kernels behind these names pull in numba.
+_EXPORTS = {
+    "FeatureConfig": "config",
+    "compute_features": "core",
+    "LabelSpec": "labels",
+    "make_labels": "labels",
+    "FEATURE_NAMES": "spec",
+    "FEATURE_SET_VERSION": "spec",
+    "feature_names": "spec",
+    "feature_spec": "spec",
+    "feature_spec_hash": "spec",
+    "warmup_bars": "spec",
+    "StreamingFeatures": "streaming",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'deeptrade.features' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"deeptrade.features.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "FEATURE_NAMES",
