@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,6 @@ from deeptrade.config.backtest import DIRECTIONS, SIZINGS, BacktestConfig
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
-
 
 
 # Layout of the float vector the kernels read the configuration from.
@@ -950,7 +949,7 @@ def simulate_arrays(
     end: int | None = None,
     record: bool = True,
     kernel: str = "auto",
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Array-level run over ``[start, end)``: (n, m) ``open/high/low/close`` and ``target``.
 
     Bars before ``start`` serve only as history (indicator warm-up for vol/ATR). ``kernel``:
@@ -988,20 +987,12 @@ def simulate_arrays(
     stats = np.zeros(S_LEN)
     metrics = np.empty(len(METRICS))
     if single:
-        args = [np.ascontiguousarray(a[:, 0]) for a in (o, h, lo, c, vol, atr, target)]
-        nf, nt = simulate_single(
-            *args,
-            start,
-            end,
-            config_vector(cfg),
-            record,
-            equity,
-            pos[:, 0],
-            fills,
-            trades,
-            stats,
-            metrics,
+        o1, h1, lo1, c1, vol1, atr1, tgt1 = (
+            np.ascontiguousarray(a[:, 0]) for a in (o, h, lo, c, vol, atr, target)
         )
+        nf, nt = simulate_single(o1, h1, lo1, c1, vol1, atr1, tgt1, start, end,
+                                 config_vector(cfg), record, equity, pos[:, 0], fills, trades,
+                                 stats, metrics)  # fmt: skip
     else:
         nf, nt = simulate_portfolio(
             o,

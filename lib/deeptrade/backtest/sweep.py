@@ -42,6 +42,9 @@ from deeptrade.backtest.metrics import (
 )
 from deeptrade.backtest.strategies import Strategy, as_arrays, fill_targets, get_strategy
 
+# numba's thread pool size (set by NUMBA_NUM_THREADS before numba starts)
+_MAX_THREADS: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+
 
 def param_grid(
     strategy: str | type[Strategy] | None = None,
@@ -75,36 +78,24 @@ def grid_chunks(grid: pd.DataFrame, n_chunks: int) -> list[pd.DataFrame]:
 
 
 @njit(error_model="numpy", cache=True)
-def _sweep_run(
-    r, kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
-):
-    """Run ``r`` = (symbol r // n_combos, combo r % n_combos): targets, engine, metrics row."""
+def _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off, tgt):
+    """Run ``r`` = (symbol r // n_combos, combo r % n_combos): targets, engine, metrics row.
+
+    ``bars`` stacks open, high, low, close, vol, atr of all symbols (6, total bars); ``tgt``
+    is scratch space for the targets.
+    """
     s = r // pm.shape[0]
     k = r % pm.shape[0]
     a = offsets[s]
     b = offsets[s + 1]
-    tgt = np.empty(b - a)
+    tgt = tgt[: b - a]
     fill_targets(kind, feats[:, a:b], pm[k], tgt)
     eq = np.empty(ends[s] - starts[s] if keep else 0)  # the curve only when returns are kept
     simulate_single(
-        o[a:b],
-        h[a:b],
-        lo[a:b],
-        c[a:b],
-        vol[a:b],
-        atr[a:b],
-        tgt,
-        starts[s],
-        ends[s],
-        cfg,
-        False,
-        eq,
-        np.zeros(1),
-        np.zeros((0, len(FILL_COLUMNS))),
-        np.zeros((0, len(TRADE_COLUMNS))),
-        np.zeros(S_LEN),
-        out[r],
-    )
+        bars[0, a:b], bars[1, a:b], bars[2, a:b], bars[3, a:b], bars[4, a:b], bars[5, a:b], tgt,
+        starts[s], ends[s], cfg, False, eq, np.zeros(1), np.zeros((0, len(FILL_COLUMNS))),
+        np.zeros((0, len(TRADE_COLUMNS))), np.zeros(S_LEN), out[r],
+    )  # fmt: skip
     if keep:
         prev = cfg[C_CASH]
         for t in range(eq.shape[0]):
@@ -113,58 +104,22 @@ def _sweep_run(
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
-def _sweep_parallel(
-    kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
-):
+def _sweep_parallel(kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off):
+    longest = np.max(offsets[1:] - offsets[:-1])
     for r in prange(out.shape[0]):
-        _sweep_run(
-            r,
-            kind,
-            feats,
-            pm,
-            o,
-            h,
-            lo,
-            c,
-            vol,
-            atr,
-            offsets,
-            starts,
-            ends,
-            cfg,
-            out,
-            keep,
-            ret,
-            ret_off,
-        )
+        tgt = np.empty(longest)
+        _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off,
+                   tgt)  # fmt: skip
 
 
 @njit(error_model="numpy", cache=True)
-def _sweep_serial(
-    kind, feats, pm, o, h, lo, c, vol, atr, offsets, starts, ends, cfg, out, keep, ret, ret_off
-):
-    # The single-core path: a plain loop avoids the parallel runtime's ~10 % per-run overhead.
+def _sweep_serial(kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off):
+    # The single-core mode: a plain loop (the parallel runtime costs ~10 % per run) and one
+    # scratch buffer for all runs.
+    tgt = np.empty(np.max(offsets[1:] - offsets[:-1]))
     for r in range(out.shape[0]):
-        _sweep_run(
-            r,
-            kind,
-            feats,
-            pm,
-            o,
-            h,
-            lo,
-            c,
-            vol,
-            atr,
-            offsets,
-            starts,
-            ends,
-            cfg,
-            out,
-            keep,
-            ret,
-            ret_off,
-        )
+        _sweep_run(r, kind, feats, pm, bars, offsets, starts, ends, cfg, out, keep, ret, ret_off,
+                   tgt)  # fmt: skip
 
 
 @dataclass
@@ -223,36 +178,23 @@ def sweep(
         raise ValueError(
             f"sweep: start={start} leaves no bars to simulate (series lengths {lengths})"
         )
-    ohlc = [np.ascontiguousarray(np.concatenate([a[k] for a in arrays_list])) for k in OHLC]
     vol, atr = _aux(arrays_list, cfg)
+    ohlc = [np.concatenate([a[k] for a in arrays_list]) for k in OHLC]
+    bars6 = np.ascontiguousarray(np.vstack([*ohlc, vol, atr]))
     feats = np.ascontiguousarray(np.hstack(feats_list))
     n_runs = len(lengths) * len(pm)
     out = np.empty((n_runs, len(METRICS)))
     spans = ends - starts
     ret_off = np.concatenate([[0], np.cumsum(spans)]).astype(np.int64)
     ret = np.empty((ret_off[-1], len(pm)) if keep_returns else (0, 0))
-    args = (
-        strat.kind,
-        feats,
-        pm,
-        *ohlc,
-        vol,
-        atr,
-        offsets,
-        starts,
-        ends,
-        config_vector(cfg),
-        out,
-        keep_returns,
-        ret,
-        ret_off,
-    )
-    if threads == 1 or numba.config.NUMBA_NUM_THREADS == 1:
+    args = (strat.kind, feats, pm, bars6, offsets, starts, ends, config_vector(cfg), out,
+            keep_returns, ret, ret_off)  # fmt: skip
+    if threads == 1 or _MAX_THREADS == 1:
         _sweep_serial(*args)
     else:
         previous = numba.get_num_threads()
         if threads is not None:
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+            numba.set_num_threads(max(1, min(threads, _MAX_THREADS)))
         try:
             _sweep_parallel(*args)
         finally:
